@@ -1,0 +1,144 @@
+"""The public entry points: validate → bind the model to an objective → run → record."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from . import methods as _methods  # noqa: F401  (registers every method)
+from ._types import Attribution
+from .baselines import parse_normalization
+from .errors import SaliencyError
+from .model.copy import explainable, unwrap
+from .model.explainee import Explainee, OutputSelector
+from .model.objective import Objective
+from .registry import METHODS, Spec, unknown_param_message
+from .work import Work
+
+_HALF = (torch.float16, torch.bfloat16)
+
+
+def list_methods() -> list[dict[str, Any]]:
+    """Return one plain-data description per method: name, label, family, output kind,
+    parameters with their defaults, and the allowed values of choice parameters."""
+    return [METHODS.get(name).describe() for name in METHODS.names()]
+
+
+def check_input(model: nn.Module, x: Any) -> None:
+    """Raise a :class:`SaliencyError` naming the fix for any input the methods cannot take."""
+    if not isinstance(x, torch.Tensor):
+        raise SaliencyError(f"x must be a torch.Tensor of shape (B, C, H, W), got "
+                            f"{type(x).__name__}; sw.show() accepts images and arrays")
+    if not x.dtype.is_floating_point:
+        raise SaliencyError(f"x has dtype {x.dtype}; convert it to floating point as the model "
+                            f"expects, e.g. x.float() / 255 followed by the model's normalization")
+    if x.dim() == 3:
+        raise SaliencyError(f"x has shape {tuple(x.shape)}, which lacks the batch dimension; "
+                            f"use x.unsqueeze(0)")
+    if x.dim() != 4:
+        raise SaliencyError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
+    if x.shape[0] == 0:
+        raise SaliencyError("x is an empty batch (B = 0)")
+    if not bool(torch.isfinite(x).all()):
+        raise SaliencyError("x contains NaN or Inf values; clean or re-normalize the input")
+    param = next(iter(unwrap(model).parameters()), None)
+    if param is not None:
+        if param.device != x.device:
+            raise SaliencyError(f"x is on {x.device} but the model is on {param.device}; move "
+                                f"the input with x.to({str(param.device)!r})")
+        if param.dtype.is_floating_point and param.dtype != x.dtype:
+            raise SaliencyError(f"x is {x.dtype} but the model's parameters are {param.dtype}; "
+                                f"use x.to({param.dtype}) (or convert the model)")
+
+
+def check_params(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
+    """Fill in defaults; SmoothGrad's base-method parameters are checked against the base."""
+    if spec.name != "smoothgrad":
+        return spec.check_params(params)
+    own = set(spec.defaults)
+    mine = spec.check_params({k: v for k, v in params.items() if k in own})
+    base = METHODS.get(mine["base"])
+    extra = {k: v for k, v in params.items() if k not in own}
+    for key in extra:
+        if key not in base.defaults:
+            raise SaliencyError(unknown_param_message(f"smoothgrad (base {base.name!r})", key,
+                                                      list(own) + list(base.defaults)))
+    return {**mine, **base.check_params(extra)}
+
+
+def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: str,
+              contrast: Any = None, layer: str | nn.Module | None = None, seed: int = 0,
+              normalization: Any = None, batch_size: int | None = None,
+              progress: Callable[[int, int], None] | None = None,
+              cancel: threading.Event | None = None, output: OutputSelector = None,
+              **params: Any) -> Attribution:
+    """Return an :class:`Attribution` explaining ``logit[target] − logit[contrast]``.
+
+    Parameters
+    ----------
+    model : nn.Module
+        Never modified, not even during the call (it is explained through a structural copy
+        sharing its weights). Explained in eval mode.
+    x : Tensor ``(B, C, H, W)``
+        Preprocessed input on the model's device.
+    target : None, int, or one int per example
+        None explains the predicted class.
+    method : str
+        A name from :func:`list_methods`.
+    contrast : None, int, one int per example, or ``"runner_up"``
+        Explain "why target rather than contrast". ``contrast == target`` gives zeros.
+    layer : str, nn.Module or None
+        For CAM methods; None chooses automatically.
+    seed : int
+        Seeds a private ``torch.Generator``; the global RNG is never used.
+    normalization : ``(mean, std)`` or None
+        The model's input normalization, so named baselines (``"black"``…) mean pixel values.
+    batch_size : int or None
+        Inputs per model call; None chooses per device. Results do not depend on it.
+    progress : callable(done, total)
+        Called between chunks.
+    cancel : threading.Event
+        When set, the work stops at the next chunk and :class:`Cancelled` is raised.
+    output : key, index or callable
+        Selects the logits when the model returns a dict, tuple or other object.
+    **params
+        The method's parameters (see ``list_methods()``).
+    """
+    spec = METHODS.get(method)
+    full = check_params(spec, params)
+    uses_layer = spec.uses_layer or (spec.name == "smoothgrad"
+                                     and METHODS.get(full["base"]).uses_layer)
+    if layer is not None and not uses_layer:
+        raise SaliencyError(f"method {spec.name!r} does not use a layer; drop layer= or pick a "
+                            f"CAM method (grad_cam, grad_cam_plusplus, score_cam, guided_grad_cam)")
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise SaliencyError(f"seed must be an int, got {seed!r}")
+    check_input(model, x)
+    started = time.perf_counter()
+    B, C = x.shape[:2]
+    norm, norm_record = parse_normalization(normalization, C, x.device, x.dtype)
+    work = Work(x.device, batch_size, progress, cancel)
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    original = unwrap(model)
+    own_params = {k: v for k, v in full.items() if k in spec.defaults}
+    base_params = {k: v for k, v in full.items() if k not in spec.defaults}
+    with torch.inference_mode(False), explainable(model) as net:
+        xin = x.detach().clone() if x.is_inference() else x.detach()
+        objective = Objective(target, contrast, B, x.device)
+        ctx = Explainee(net, original, objective, work, output=output, layer=layer,
+                        generator=generator, normalization=norm)
+        values = spec.fn(ctx, xin, **own_params, **base_params).detach()
+    if values.dtype in _HALF:
+        values = values.float()
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+    resolved_target, resolved_contrast = objective.as_lists()
+    layer_name = ctx._layer.name if ctx._layer is not None else None
+    return Attribution(values=values, method=spec.name, target=resolved_target,
+                       contrast=resolved_contrast, params={**full, **ctx.resolved},
+                       layer=layer_name, seed=seed, normalization=norm_record,
+                       seconds=time.perf_counter() - started, extras=ctx.notes)

@@ -1,0 +1,117 @@
+"""Baselines (IG's start, occlusion's fill, deletion's substrate) and input normalization.
+
+Named baselines speak in *pixel* space: ``black`` is pixel value 0 *before* the model's
+normalization, not 0 after it (a zero in normalized space is mid-grey for ImageNet statistics, a
+mistake users of other libraries trip over). They therefore need ``normalization=(mean, std)``
+and fail without it. Numbers and tensors are taken in the model's input space as given.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .errors import SaliencyError
+
+NAMED_BASELINES = ("black", "blur", "uniform", "mean")
+
+Normalization = tuple[torch.Tensor, torch.Tensor]
+
+
+def parse_normalization(spec: Any, channels: int, device: torch.device, dtype: torch.dtype
+                        ) -> tuple[Normalization | None, tuple[tuple[float, ...], tuple[float, ...]] | None]:
+    """Return ``((mean, std) as (1, C, 1, 1) tensors, the plain-float record)`` or ``(None, None)``."""
+    if spec is None:
+        return None, None
+    try:
+        mean, std = spec
+        mean_t = torch.as_tensor(mean, dtype=torch.float64).reshape(-1)
+        std_t = torch.as_tensor(std, dtype=torch.float64).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise SaliencyError(f"normalization must be (mean, std), each a number or one value per "
+                            f"channel, e.g. ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)); "
+                            f"got {spec!r}") from err
+    for name, t in (("mean", mean_t), ("std", std_t)):
+        if t.numel() not in (1, channels):
+            raise SaliencyError(f"normalization {name} has {t.numel()} values but the input has "
+                                f"{channels} channels; give 1 or {channels} values")
+    if not bool((std_t > 0).all()) or not bool(torch.isfinite(mean_t).all()):
+        raise SaliencyError(f"normalization std must be positive and mean finite, got {spec!r}")
+    mean_t, std_t = mean_t.expand(channels), std_t.expand(channels)
+    record = (tuple(mean_t.tolist()), tuple(std_t.tolist()))
+    shape = (1, channels, 1, 1)
+    return ((mean_t.to(device, dtype).reshape(shape), std_t.to(device, dtype).reshape(shape)),
+            record)
+
+
+def to_model_space(pixels: torch.Tensor, normalization: Normalization) -> torch.Tensor:
+    mean, std = normalization
+    return (pixels - mean) / std
+
+
+def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur with reflected borders; linear, so it commutes with normalization."""
+    radius = max(1, min(int(math.ceil(3 * sigma)), x.shape[-1] - 1, x.shape[-2] - 1))
+    if x.shape[-1] < 2 or x.shape[-2] < 2:
+        return x.clone()
+    t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()
+    c = x.shape[1]
+    y = F.pad(x, (radius, radius, 0, 0), mode="reflect")
+    y = F.conv2d(y, k.reshape(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    y = F.pad(y, (0, 0, radius, radius), mode="reflect")
+    return F.conv2d(y, k.reshape(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+
+
+def default_blur_sigma(height: int, width: int) -> float:
+    """A blur that erases object detail at any size: σ = 5% of the longer side (11 px at 224)."""
+    return 0.05 * max(height, width)
+
+
+def resolve_baseline(spec: Any, x: torch.Tensor, normalization: Normalization | None,
+                     generator: torch.Generator | None, *, owner: str) -> tuple[torch.Tensor, Any]:
+    """Return ``(baseline broadcastable to x, the resolved spec for the record)``.
+
+    ``None`` means ``black`` when ``normalization`` is known, else ``0.0`` in input space.
+    """
+    if spec is None:
+        spec = "black" if normalization is not None else 0.0
+    if isinstance(spec, bool):
+        raise SaliencyError(f"{owner}: baseline must be a number, a tensor or a name, got {spec}")
+    if isinstance(spec, Real):
+        return torch.full((1, 1, 1, 1), float(spec), dtype=x.dtype, device=x.device), float(spec)
+    if isinstance(spec, torch.Tensor):
+        b = spec.to(device=x.device, dtype=x.dtype)
+        try:
+            torch.broadcast_shapes(b.shape, x.shape)
+        except RuntimeError as err:
+            raise SaliencyError(f"{owner}: baseline tensor of shape {tuple(spec.shape)} does not "
+                                f"broadcast to the input's {tuple(x.shape)}") from err
+        return b, "tensor"
+    if isinstance(spec, str):
+        if spec not in NAMED_BASELINES:
+            raise SaliencyError(f"{owner}: unknown baseline {spec!r}; use a number, a tensor, or "
+                                f"one of {', '.join(NAMED_BASELINES)}")
+        if normalization is None:
+            raise SaliencyError(
+                f"{owner}: baseline={spec!r} is defined in pixel space, so it needs the model's "
+                f"input normalization: pass normalization=(mean, std), e.g. ImageNet's "
+                f"((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)), or ((0,), (1,)) if the model "
+                f"takes raw [0, 1] pixels; or give a number/tensor baseline in input space")
+        if spec == "black":
+            return to_model_space(torch.zeros_like(x[:1]), normalization), spec
+        if spec == "uniform":
+            pixels = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+            return to_model_space(pixels, normalization), spec
+        if spec == "blur":
+            return gaussian_blur(x, default_blur_sigma(x.shape[-2], x.shape[-1])), spec
+        return x.mean(dim=(2, 3), keepdim=True), spec  # "mean": each image's channel means
+    raise SaliencyError(f"{owner}: baseline must be a number, a tensor or one of "
+                        f"{', '.join(NAMED_BASELINES)}; got {type(spec).__name__}")
+
+

@@ -1,0 +1,7 @@
+"""One file per method: ``name(ctx, x, **params) -> Tensor``, registered under its own name.
+
+Importing this package registers them all.
+"""
+
+from . import (gradient, grad_cam, grad_cam_plusplus, guided_backprop, guided_grad_cam,  # noqa: F401
+               input_x_gradient, integrated_gradients, occlusion, score_cam, smoothgrad)

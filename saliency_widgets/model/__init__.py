@@ -1,0 +1,1 @@
+"""The only package that touches ``nn.Module`` internals (copies, hooks, layers, objectives)."""

@@ -1,0 +1,140 @@
+"""Every hook we place, each inside a context manager that removes it in ``finally``.
+
+All hooks go on *our* structural copy of the model (see ``copy.py``), never on the user's modules.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.overrides import TorchFunctionMode
+
+from ..errors import SaliencyError
+
+
+class _GuidedReLU(torch.autograd.Function):
+    """ReLU whose backward passes only positive gradients through positive inputs
+    (Springenberg et al. 2014, arXiv:1412.6806)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad.clamp(min=0) * (x > 0).to(grad.dtype)
+
+
+_RELUS = frozenset({F.relu, F.relu_, torch.relu, torch.relu_,
+                    torch.Tensor.relu, torch.Tensor.relu_})
+
+
+class GuidedReLUMode(TorchFunctionMode):
+    """Routes every ReLU call to the guided ReLU while active.
+
+    Intercepting the *call* rather than ``nn.ReLU`` modules makes guided backprop right for
+    ``nn.ReLU(inplace=True)``, functional ``F.relu``/``x.relu()``, and one ReLU module used
+    twice — the cases where module-hook implementations silently return plain gradients or fail.
+    The mode stack is thread-local, so other threads using the model are unaffected.
+    In-place ReLUs are computed out of place; callers use the returned tensor, as
+    ``nn.ReLU(inplace=True)`` callers do.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        if func in _RELUS:
+            self.calls += 1
+            return _GuidedReLU.apply(args[0])
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def guided_relus(enabled: bool = True) -> Iterator[GuidedReLUMode | None]:
+    if not enabled:
+        yield None
+        return
+    with GuidedReLUMode() as mode:
+        yield mode
+
+
+@dataclass
+class LayerCapture:
+    """What a layer produced in one forward pass.
+
+    ``mode``:
+      * ``"cut"`` — the graph starts at the layer (only the layer gradient is needed), so the part
+        of the network before the layer runs without autograd bookkeeping;
+      * ``"keep"`` — the layer output stays in the input's graph (input and layer gradients);
+      * ``"value"`` — only the detached output is kept.
+    The output is handed downstream as a clone, so in-place operations after the layer cannot
+    overwrite the captured tensor.
+    """
+
+    mode: str
+    output: torch.Tensor | None = None
+    calls: int = 0
+    relu_calls_at_capture: int = 0
+    mode_ref: GuidedReLUMode | None = field(default=None, repr=False)
+
+
+@contextmanager
+def capture_layer(layer: nn.Module, mode: str, name: str,
+                  guided: GuidedReLUMode | None = None) -> Iterator[LayerCapture]:
+    cap = LayerCapture(mode=mode, mode_ref=guided)
+
+    def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
+        if not isinstance(output, torch.Tensor):
+            raise SaliencyError(f"layer {name!r} returns {type(output).__name__}, not a tensor; "
+                                f"choose a layer whose output is a tensor")
+        cap.calls += 1
+        if cap.calls > 1:
+            raise SaliencyError(f"layer {name!r} runs more than once per forward pass, so its "
+                                f"activation is ambiguous; pass layer= a module that runs once")
+        if guided is not None:
+            cap.relu_calls_at_capture = guided.calls
+        if mode == "value":
+            cap.output = output.detach()
+            return None
+        if mode == "cut":
+            cap.output = output.detach().requires_grad_(True)
+        else:
+            cap.output = output
+        return cap.output.clone()
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield cap
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def record_module_outputs(root: nn.Module) -> Iterator[list[tuple[str, tuple[int, ...]]]]:
+    """Record ``(name, output shape)`` of every submodule in the order their forwards finish."""
+    seen: list[tuple[str, tuple[int, ...]]] = []
+    handles = []
+    for name, module in root.named_modules():
+        if module is root:
+            continue
+
+        def hook(m: nn.Module, i: Any, o: Any, name: str = name) -> None:
+            if isinstance(o, torch.Tensor):
+                seen.append((name, tuple(o.shape)))
+
+        handles.append(module.register_forward_hook(hook))
+    try:
+        yield seen
+    finally:
+        for h in handles:
+            h.remove()

@@ -1,0 +1,113 @@
+"""Chunked execution of batched work: automatic chunk size, progress, cancellation, OOM back-off.
+
+Every method and metric runs its perturbed inputs (IG steps, noise samples, occlusion windows,
+Score-CAM masks) through :meth:`Work.run`, so these guarantees hold everywhere:
+
+* chunks are sized per device (on a 2-core CPU large batches are *slower* per image; on a GPU
+  larger batches pay off) and ``batch_size`` overrides the choice;
+* ``cancel`` is checked before each chunk and raises :class:`~saliency_widgets.errors.Cancelled`;
+* ``progress(done, total)`` is called after each chunk;
+* on CUDA an out-of-memory error halves the chunk and retries it.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Callable
+
+import torch
+
+from .errors import Cancelled, SaliencyError
+
+ProgressFn = Callable[[int, int], None]
+
+# One 224×224 RGB image has 150 528 values. Measured on 2 CPU cores (research/perf-baseline.md):
+# the best per-image forward+backward is at batch 4, forward at 2–16. On a GPU, batches of 64
+# at 224² are far from memory limits and keep the device busy.
+_REF_NUMEL = 3 * 224 * 224
+_CPU_IMAGES = {"backward": 4, "forward": 8}
+_CUDA_IMAGES = {"backward": 64, "forward": 128}
+_MAX_CHUNK = 256
+
+
+def auto_chunk(device: torch.device, item_numel: int, kind: str) -> int:
+    """Return how many inputs of ``item_numel`` values to evaluate at once on ``device``."""
+    table = _CUDA_IMAGES if device.type == "cuda" else _CPU_IMAGES
+    images = table[kind] * _REF_NUMEL / max(1, item_numel)
+    return int(max(1, min(_MAX_CHUNK, images)))
+
+
+class Work:
+    """Progress, cancellation and chunk sizing for one API call."""
+
+    def __init__(self, device: torch.device, batch_size: int | None = None,
+                 progress: ProgressFn | None = None,
+                 cancel: threading.Event | None = None) -> None:
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise SaliencyError(f"batch_size must be a positive int or None, got {batch_size!r}")
+        if cancel is not None and not hasattr(cancel, "is_set"):
+            raise SaliencyError("cancel must be a threading.Event (or have .is_set()), "
+                                f"got {type(cancel).__name__}")
+        if progress is not None and not callable(progress):
+            raise SaliencyError(f"progress must be callable(done, total), got {progress!r}")
+        self.device = device
+        self.batch_size = batch_size
+        self._progress = progress
+        self._cancel = cancel
+        self._scopes: list[tuple[int, int]] = []
+
+    def check_cancel(self) -> None:
+        if self._cancel is not None and self._cancel.is_set():
+            raise Cancelled("cancelled by the caller; nothing was changed")
+
+    def chunk_size(self, item_numel: int, kind: str) -> int:
+        if self.batch_size is not None:
+            return self.batch_size
+        return auto_chunk(self.device, item_numel, kind)
+
+    def report(self, done: int, total: int) -> None:
+        """Report inner progress, mapped through the enclosing scopes to the caller's scale."""
+        for index, count in reversed(self._scopes):
+            done, total = index * total + done, count * total
+        if self._progress is not None:
+            self._progress(done, total)
+
+    def scope(self, index: int, count: int) -> "_Scope":
+        """Progress of the work inside is part ``index`` of ``count`` equal parts."""
+        return _Scope(self, index, count)
+
+    def run(self, total: int, step: Callable[[int, int], None], *, item_numel: int,
+            kind: str = "backward", report: bool = True) -> None:
+        """Call ``step(i, j)`` for consecutive chunks ``[i, j)`` covering ``range(total)``.
+
+        ``step`` must compute first and store last, so a retried chunk stores nothing twice.
+        ``report=False`` keeps short preliminary passes out of the progress count.
+        """
+        chunk = self.chunk_size(item_numel, kind)
+        i = 0
+        while i < total:
+            self.check_cancel()
+            j = min(total, i + chunk)
+            try:
+                step(i, j)
+            except torch.cuda.OutOfMemoryError:
+                if chunk == 1 or self.batch_size is not None:
+                    raise
+                chunk = max(1, chunk // 2)
+                torch.cuda.empty_cache()
+                continue
+            i = j
+            if report:
+                self.report(i, total)
+
+
+class _Scope:
+    def __init__(self, work: Work, index: int, count: int) -> None:
+        self.work, self.index, self.count = work, index, count
+
+    def __enter__(self) -> Work:
+        self.work._scopes.append((self.index, self.count))
+        return self.work
+
+    def __exit__(self, *exc: object) -> None:
+        self.work._scopes.pop()
