@@ -1,0 +1,84 @@
+"""CUDA path checks (skipped without a GPU): the same maps as on CPU, half precision, OOM back-off.
+
+Run on a GPU machine with ``pytest -m gpu tests/test_gpu.py``.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torchvision
+
+import saliency_widgets as sw
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
+
+CHEAP = {"integrated_gradients": {"steps": 8}, "smoothgrad": {"samples": 4},
+         "occlusion": {"window": 16, "stride": 16}}
+
+
+@pytest.fixture(scope="module")
+def pair():
+    torch.backends.cudnn.allow_tf32 = False  # compare exact fp32 arithmetic with the CPU
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.manual_seed(0)
+    cpu = torchvision.models.resnet18(num_classes=10).eval()
+    gpu = torchvision.models.resnet18(num_classes=10).eval()
+    gpu.load_state_dict(cpu.state_dict())
+    gpu = gpu.cuda()
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    return cpu, gpu, x
+
+
+@pytest.mark.parametrize("name", [m["name"] for m in sw.list_methods()])
+def test_cuda_matches_cpu(pair, name):
+    cpu, gpu, x = pair
+    before = {k: v.clone() for k, v in gpu.state_dict().items()}
+    params = CHEAP.get(name, {})
+    a = sw.attribute(cpu, x, target=[1, 2], method=name, **params)
+    if name == "smoothgrad":  # noise is drawn on the device's generator: compare statistics
+        b = sw.attribute(gpu, x.cuda(), target=[1, 2], method=name, **params)
+        assert b.values.device.type == "cuda"
+        return
+    b = sw.attribute(gpu, x.cuda(), target=[1, 2], method=name, **params)
+    assert b.values.device.type == "cuda"
+    scale = a.values.abs().max().clamp(min=1e-12)
+    err = float((b.values.cpu() - a.values).abs().max() / scale)
+    assert err < 1e-3, f"{name}: CUDA vs CPU max error {err:.2e} of the map's range (tol 1e-3)"
+    assert all(torch.equal(v, before[k]) for k, v in gpu.state_dict().items())
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("name", ["gradient", "grad_cam", "integrated_gradients"])
+def test_half_precision(pair, dtype, name):
+    _, gpu, x = pair
+    ref = sw.attribute(gpu, x.cuda(), target=[1, 2], method=name, **CHEAP.get(name, {}))
+    half = gpu.to(dtype)
+    try:
+        got = sw.attribute(half, x.cuda().to(dtype), target=[1, 2], method=name,
+                           **CHEAP.get(name, {}))
+    finally:
+        gpu.float()
+    assert got.values.dtype == torch.float32
+    rel = float((got.values - ref.values).norm() / ref.values.norm())
+    tol = 0.05 if dtype == torch.float16 else 0.15
+    assert rel < tol, f"{name} {dtype}: relative L2 error {rel:.3f} vs fp32 (tol {tol})"
+
+
+def test_oom_backoff_gives_the_same_result():
+    torch.manual_seed(0)
+    model = torchvision.models.resnet50(num_classes=10).eval().cuda()
+    x = torch.randn(1, 3, 224, 224, device="cuda")
+    small = sw.attribute(model, x, target=3, method="integrated_gradients", steps=64, batch_size=4)
+    torch.cuda.empty_cache()
+    free, total = torch.cuda.mem_get_info()
+    used = total - free
+    # Leave ~1.5 GiB above what is in use: the automatic chunk (64 images) cannot fit.
+    torch.cuda.set_per_process_memory_fraction(min(1.0, (used + 1.5 * 2**30) / total))
+    try:
+        auto = sw.attribute(model, x, target=3, method="integrated_gradients", steps=64)
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0)
+    err = float((auto.values - small.values).abs().max() / small.values.abs().max())
+    assert err < 1e-4, f"OOM back-off changed the result by {err:.2e}"
