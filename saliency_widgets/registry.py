@@ -82,8 +82,8 @@ class Registry:
         if name in self._specs:
             return self._specs[name]
         close = difflib.get_close_matches(name, list(self._specs), n=1, cutoff=0.5)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise SaliencyError(f"unknown {self.kind} {name!r}.{hint} "
+        hint = f"; did you mean {close[0]!r}?" if close else "."
+        raise SaliencyError(f"unknown {self.kind} {name!r}{hint} "
                             f"Available: {', '.join(sorted(self._specs))}.")
 
     def names(self) -> list[str]:

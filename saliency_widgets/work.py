@@ -90,9 +90,12 @@ class Work:
             j = min(total, i + chunk)
             try:
                 step(i, j)
+                out_of_memory = False
             except torch.cuda.OutOfMemoryError:
                 if chunk == 1 or self.batch_size is not None:
                     raise
+                out_of_memory = True
+            if out_of_memory:  # outside the except block, so the traceback no longer pins memory
                 chunk = max(1, chunk // 2)
                 torch.cuda.empty_cache()
                 continue
