@@ -4,11 +4,11 @@
 >>> attr = sw.attribute(model, x, method="integrated_gradients")  # doctest: +SKIP
 """
 
-from ._types import Attribution
-from .api import attribute, list_methods
+from ._types import Attribution, MetricResult
+from .api import attribute, evaluate, list_methods, list_metrics
 from .errors import Cancelled, SaliencyError, SaliencyWarning
 from .reduce import reduce_channels
 
-__all__ = ["Attribution", "Cancelled", "SaliencyError", "SaliencyWarning", "attribute",
-           "list_methods", "reduce_channels"]
+__all__ = ["Attribution", "Cancelled", "MetricResult", "SaliencyError", "SaliencyWarning",
+           "attribute", "evaluate", "list_methods", "list_metrics", "reduce_channels"]
 __version__ = "0.1.0"

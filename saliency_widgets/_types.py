@@ -60,3 +60,48 @@ class Attribution:
         con = "" if self.contrast is None else f", contrast={self.contrast}"
         return (f"Attribution(method={self.method!r}, values={vs} {self.values.dtype}, "
                 f"target={self.target}{con}, layer={self.layer!r}, seconds={self.seconds:.3f})")
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One metric's verdict on one attribution, per example.
+
+    Attributes
+    ----------
+    metric : str
+    scores : Tensor ``(B,)``
+        NaN where the metric is undefined for an example (a warning says why).
+    curve : Tensor ``(B, steps)`` or None
+        E.g. the deletion curve or the per-step randomization similarity.
+    curve_x : Tensor ``(steps,)`` or None
+        The curve's x-axis (fraction of pixels removed, randomization step…).
+    higher_is_better : bool
+    params : Mapping
+        Every parameter, defaults filled in and resolved.
+    extras : Mapping
+        Metric-specific details (e.g. every similarity measure of a randomization test).
+    """
+
+    metric: str
+    scores: torch.Tensor
+    curve: torch.Tensor | None = None
+    curve_x: torch.Tensor | None = None
+    higher_is_better: bool = True
+    params: Mapping[str, Any] = field(default_factory=dict)
+    extras: Mapping[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "params", _frozen(self.params))
+        object.__setattr__(self, "extras", _frozen(self.extras))
+
+    @property
+    def mean(self) -> float:
+        """Mean score over the examples where it is defined (NaN if none)."""
+        s = self.scores.double()
+        ok = ~torch.isnan(s)
+        return float(s[ok].mean()) if bool(ok.any()) else float("nan")
+
+    def __repr__(self) -> str:
+        arrow = "↑" if self.higher_is_better else "↓"
+        return f"MetricResult({self.metric!r} {arrow}, mean={self.mean:.4g}, B={self.scores.numel()})"

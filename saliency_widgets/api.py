@@ -10,13 +10,15 @@ import torch
 from torch import nn
 
 from . import methods as _methods  # noqa: F401  (registers every method)
-from ._types import Attribution
+from . import metrics as _metrics  # noqa: F401  (registers every metric)
+from ._types import Attribution, MetricResult
 from .baselines import parse_normalization
 from .errors import SaliencyError
+from .metrics._common import MetricContext
 from .model.copy import explainable, unwrap
 from .model.explainee import Explainee, OutputSelector
 from .model.objective import Objective
-from .registry import METHODS, Spec, unknown_param_message
+from .registry import METHODS, METRICS, Spec, unknown_param_message
 from .work import Work
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -26,6 +28,11 @@ def list_methods() -> list[dict[str, Any]]:
     """Return one plain-data description per method: name, label, family, output kind,
     parameters with their defaults, and the allowed values of choice parameters."""
     return [METHODS.get(name).describe() for name in METHODS.names()]
+
+
+def list_metrics() -> list[dict[str, Any]]:
+    """Return one plain-data description per metric, with ``higher_is_better`` and parameters."""
+    return [METRICS.get(name).describe() for name in METRICS.names()]
 
 
 def check_input(model: nn.Module, x: Any) -> None:
@@ -142,3 +149,131 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
                        contrast=resolved_contrast, params={**full, **ctx.resolved},
                        layer=layer_name, seed=seed, normalization=norm_record,
                        seconds=time.perf_counter() - started, extras=ctx.notes)
+
+
+def _check_map(values: Any, x: torch.Tensor) -> torch.Tensor:
+    if not isinstance(values, torch.Tensor):
+        raise SaliencyError(f"attribution must be an Attribution or a tensor, got "
+                            f"{type(values).__name__}")
+    B, C, H, W = x.shape
+    if values.dim() != 4 or values.shape[0] != B or values.shape[2:] != (H, W) \
+            or values.shape[1] not in (1, C):
+        raise SaliencyError(f"attribution has shape {tuple(values.shape)}; for an input of "
+                            f"shape {tuple(x.shape)} it must be ({B}, {C} or 1, {H}, {W})")
+    return values.detach().to(x.device)
+
+
+def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch.Tensor, *,
+             metric: str, seed: int = 0, masks: torch.Tensor | None = None,
+             explain: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
+             target: Any = None, contrast: Any = None, normalization: Any = None,
+             batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
+             cancel: threading.Event | None = None, output: OutputSelector = None,
+             **params: Any) -> MetricResult:
+    """Score one attribution with one metric (see :func:`list_metrics`); per example.
+
+    ``attribution`` is an :class:`Attribution` (its target, contrast, normalization and method
+    are reused; metrics that re-explain rebuild the explanation from it) or a plain tensor, with
+    ``target``/``contrast``/``normalization`` given here and ``explain=callable(model, x)`` for
+    metrics that re-explain. The user's model is never modified.
+    """
+    spec = METRICS.get(metric)
+    full = spec.check_params(params)
+    check_input(model, x)
+    record = attribution if isinstance(attribution, Attribution) else None
+    values = _check_map(record.values if record is not None else attribution, x)
+    if record is not None:
+        for name, given, have in (("target", target, record.target),
+                                  ("contrast", contrast, record.contrast)):
+            if given is not None and _as_tuple(given, x.shape[0]) != have:
+                raise SaliencyError(f"{name}={given!r} differs from the attribution record's "
+                                    f"{have}; omit it to evaluate the recorded objective")
+        target, contrast = list(record.target), (None if record.contrast is None
+                                                 else list(record.contrast))
+        normalization = normalization if normalization is not None else record.normalization
+    if masks is not None:
+        if not isinstance(masks, torch.Tensor):
+            raise SaliencyError(f"masks must be a (B, H, W) bool tensor, got "
+                                f"{type(masks).__name__}")
+        masks = masks.to(x.device)
+    started = time.perf_counter()
+    norm, _ = parse_normalization(normalization, x.shape[1], x.device, x.dtype)
+    work = Work(x.device, batch_size, progress, cancel)
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    with torch.inference_mode(False), explainable(model) as net:
+        xin = x.detach().clone() if x.is_inference() else x.detach()
+        objective = Objective(target, contrast, x.shape[0], x.device)
+        ctx = Explainee(net, unwrap(model), objective, work, output=output,
+                        layer=record.layer if record is not None else None,
+                        generator=generator, normalization=norm)
+        mc = MetricContext(explainee=ctx, masks=masks, record=record,
+                           explain=_explainer(model, record, explain, objective, batch_size,
+                                              cancel, output))
+        mc.explain_on = _explainer_on(record, explain, batch_size, cancel, output)
+        scored = spec.fn(mc, xin, values, **full)
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+    return MetricResult(metric=spec.name, scores=scored.scores.detach().double().cpu(),
+                        curve=None if scored.curve is None else scored.curve.detach().cpu(),
+                        curve_x=None if scored.curve_x is None else scored.curve_x.cpu(),
+                        higher_is_better=bool(spec.higher_is_better),
+                        params={**full, **{k: v for k, v in mc.extras.items()
+                                           if k in ("baseline", "tolerance", "samples")}},
+                        extras={k: v for k, v in mc.extras.items()
+                                if k not in ("baseline", "tolerance", "samples")},
+                        seconds=time.perf_counter() - started)
+
+
+def _as_tuple(spec: Any, batch: int) -> tuple[int, ...] | str:
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, int):
+        return (spec,) * batch
+    return tuple(int(v) for v in (spec.tolist() if isinstance(spec, torch.Tensor) else spec))
+
+
+def _record_call(record: Attribution) -> dict[str, Any]:
+    """The keyword arguments that reproduce ``record`` (for re-explaining perturbed inputs)."""
+    params = dict(record.params)
+    if params.get("baseline") == "tensor":
+        raise SaliencyError("this metric re-explains perturbed inputs, but the attribution used "
+                            "a tensor baseline; pass explain=callable(model, x) instead")
+    return {"method": record.method, "layer": record.layer, "seed": record.seed,
+            "normalization": record.normalization, **params}
+
+
+def _explainer(model: nn.Module, record: Attribution | None, explain: Callable | None,
+               objective: Objective, batch_size: int | None, cancel: threading.Event | None,
+               output: OutputSelector) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """``explain(inputs, rows)``: maps of perturbed inputs, row r explaining example rows[r]."""
+    on = _explainer_on(record, explain, batch_size, cancel, output, objective)
+    if on is None:
+        return None
+    return lambda xb, rows: on(model, xb, rows)
+
+
+def _explainer_on(record: Attribution | None, explain: Callable | None,
+                  batch_size: int | None, cancel: threading.Event | None,
+                  output: OutputSelector, objective: Objective | None = None
+                  ) -> Callable[..., torch.Tensor] | None:
+    """``explain_on(model, inputs, rows)``: the same explanation with another model."""
+    if record is not None:
+        call = _record_call(record)
+        targets = torch.tensor(record.target)
+        contrasts = None if record.contrast is None else torch.tensor(record.contrast)
+
+        def on(net: nn.Module, xb: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            r = rows.cpu()
+            return attribute(net, xb, targets[r].tolist(), batch_size=batch_size,
+                             contrast=None if contrasts is None else contrasts[r].tolist(),
+                             cancel=cancel, output=output, **call).values
+        return on
+    if explain is not None:
+        def user(net: nn.Module, xb: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            out = explain(net, xb)
+            if not isinstance(out, torch.Tensor):
+                raise SaliencyError(f"explain(model, x) must return a tensor, got "
+                                    f"{type(out).__name__}")
+            return out.detach()
+        return user
+    return None

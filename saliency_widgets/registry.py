@@ -16,17 +16,18 @@ from .errors import SaliencyError
 
 @dataclass(frozen=True)
 class Spec:
-    """A registered method: its function, how it is shown, and its parameters."""
+    """A registered method or metric: its function, how it is shown, and its parameters."""
 
     name: str
     fn: Callable[..., Any]
     label: str
     family: str
-    output: str  # "input": (B, C, H, W); "map": (B, 1, H, W)
+    output: str  # methods: "input" (B, C, H, W) or "map" (B, 1, H, W); metrics: "score"
     uses_layer: bool = False
     stochastic: bool = False
     choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     doc: str = ""
+    higher_is_better: bool | None = None  # metrics only
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -50,11 +51,14 @@ class Spec:
 
     def describe(self) -> dict[str, Any]:
         """A plain-data description (for ``list_methods`` and the widget)."""
-        return {"name": self.name, "label": self.label, "family": self.family,
-                "output": self.output, "uses_layer": self.uses_layer,
-                "stochastic": self.stochastic, "params": self.defaults,
-                "choices": {k: list(v) for k, v in self.choices.items()},
-                "doc": self.doc}
+        out = {"name": self.name, "label": self.label, "family": self.family,
+               "output": self.output, "uses_layer": self.uses_layer,
+               "stochastic": self.stochastic, "params": self.defaults,
+               "choices": {k: list(v) for k, v in self.choices.items()},
+               "doc": self.doc}
+        if self.higher_is_better is not None:
+            out["higher_is_better"] = self.higher_is_better
+        return out
 
 
 def unknown_param_message(owner: str, key: str, accepted: list[str]) -> str:
@@ -108,6 +112,24 @@ def method(*, label: str, family: str, output: str, uses_layer: bool = False,
         METHODS.add(Spec(name=fn.__name__, fn=fn, label=label, family=family, output=output,
                          uses_layer=uses_layer, stochastic=stochastic,
                          choices=dict(choices or {}), doc=doc.split("\n\n")[0]))
+        return fn
+
+    return register
+
+
+METRICS = Registry("metric")
+
+
+def metric(*, label: str, family: str, higher_is_better: bool, stochastic: bool = False,
+           choices: Mapping[str, tuple[Any, ...]] | None = None
+           ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register ``fn(mc, x, values, **params) -> Scored`` under its own name."""
+
+    def register(fn: Callable[..., Any]) -> Callable[..., Any]:
+        doc = inspect.getdoc(fn) or ""
+        METRICS.add(Spec(name=fn.__name__, fn=fn, label=label, family=family, output="score",
+                         stochastic=stochastic, choices=dict(choices or {}),
+                         doc=doc.split("\n\n")[0], higher_is_better=higher_is_better))
         return fn
 
     return register

@@ -1,0 +1,61 @@
+"""Deletion and insertion curves (Petsiuk, Das, Saenko 2018, arXiv:1806.07421), batched over steps.
+
+Pixels (all channels at once) are ranked by the reduced map, highest first, ties broken by
+position so the order is deterministic. At step ``k`` of ``steps`` the top ``round(k·HW/steps)``
+pixels are moved: deletion replaces them with the substrate, insertion copies them from the image
+into the substrate. The curve is the explained objective (``logit[t] − logit[c]``, so contrastive
+objectives are honoured) or, with ``score="probability"``, softmax(target) − softmax(contrast).
+The AUC is the trapezoid on [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..baselines import resolve_baseline
+from ..errors import SaliencyError
+from ._common import MetricContext, Scored, check_reduction, pixel_map
+
+SCORES = ("objective", "probability")
+
+
+def curve(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *, insert: bool, steps: int,
+          baseline: object, reduction: str, score: str, owner: str) -> Scored:
+    ctx = mc.explainee
+    check_reduction(owner, reduction)
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise SaliencyError(f"{owner}: steps must be an int ≥ 1, got {steps!r}")
+    if score not in SCORES:
+        raise SaliencyError(f"{owner}: score={score!r}; use one of {SCORES}")
+    B, C, H, W = x.shape
+    base, resolved = resolve_baseline(baseline, x, ctx.normalization, ctx.generator, owner=owner)
+    mc.extras["baseline"] = resolved
+    base = base.expand_as(x)
+    # rank[b, p] = position of pixel p in the removal order (0 = most relevant)
+    m = pixel_map(values, reduction).flatten(1)
+    order = torch.argsort(-m, dim=1, stable=True)
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(H * W, device=order.device).expand(B, -1))
+    rank = rank.to(x.device).view(B, 1, H, W)
+    counts = torch.round(torch.arange(steps + 1, dtype=torch.float64) * (H * W) / steps).long()
+    start, end = (base, x) if insert else (x, base)
+    points = steps + 1
+    out: list[torch.Tensor] = []
+
+    def step(i: int, j: int) -> None:
+        t = torch.arange(i, j, device=x.device)
+        rows, k = t // points, t % points
+        moved = rank[rows] < counts.to(x.device)[k].view(-1, 1, 1, 1)
+        xb = torch.where(moved, end[rows], start[rows])
+        if score == "objective":
+            out.append(ctx.scores(xb, rows))
+        else:
+            with torch.no_grad():
+                probs = torch.softmax(ctx.logits(xb).double(), dim=1)
+            out.append(ctx.objective.score(probs, rows))
+
+    ctx.work.run(B * points, step, item_numel=x[0].numel(), kind="forward")
+    ys = torch.cat(out).double().view(B, points)
+    xs = counts.double() / (H * W)
+    auc = torch.trapezoid(ys, xs, dim=1)
+    return Scored(auc, curve=ys, curve_x=xs)

@@ -1,0 +1,57 @@
+"""Completeness (Sundararajan et al. 2017): ``|Σ attr − (f(x) − f(x′))| / |f(x) − f(x′)|``.
+
+Only defined for methods with a baseline ``x′`` whose attributions should sum to the score
+difference (integrated gradients). For the others the score is NaN with a warning. A relative
+tolerance, never float equality (Quantus compares with ``==``, so it is essentially always False).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..baselines import resolve_baseline
+from ..registry import metric
+from ._common import MetricContext, Scored, scores_of, warn_nan
+
+_WITH_BASELINE = ("integrated_gradients",)
+
+
+@metric(label="Completeness gap", family="axiomatic", higher_is_better=False)
+def completeness(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
+                 baseline: object = None) -> Scored:
+    """Relative gap between the attribution sum and the score difference to the baseline."""
+    ctx = mc.explainee
+    record = mc.record
+    if baseline is None and record is not None:
+        if record.method in _WITH_BASELINE:
+            baseline = record.params.get("baseline")
+        else:
+            nan = torch.full((x.shape[0],), torch.nan, dtype=torch.float64)
+            warn_nan("completeness", torch.ones_like(nan, dtype=torch.bool),
+                     f"method {record.method!r} has no baseline whose score difference its "
+                     f"attributions should sum to (only {', '.join(_WITH_BASELINE)})")
+            return Scored(nan)
+    if baseline is None:
+        nan = torch.full((x.shape[0],), torch.nan, dtype=torch.float64)
+        warn_nan("completeness", torch.ones_like(nan, dtype=torch.bool),
+                 "a plain tensor has no baseline: pass baseline= the one the map was made with")
+        return Scored(nan)
+    base, resolved = resolve_baseline(baseline, x, ctx.normalization, ctx.generator,
+                                      owner="completeness")
+    mc.extras["baseline"] = resolved
+    base = base.expand_as(x)
+    B = x.shape[0]
+    both = scores_of(ctx, 2 * B, lambda i, j: _pair(x, base, i, j), x[0].numel())
+    f_x, f_b = both[:B], both[B:]
+    delta = (f_x - f_b).double()
+    total = values.detach().double().flatten(1).sum(1)
+    gap = (total - delta).abs() / (delta.abs() + torch.finfo(torch.float64).eps)
+    return Scored(gap)
+
+
+def _pair(x: torch.Tensor, base: torch.Tensor, i: int, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Items ``0..B-1`` are the inputs, ``B..2B-1`` their baselines."""
+    B = x.shape[0]
+    t = torch.arange(i, j, device=x.device)
+    rows = t % B
+    return torch.where((t < B).view(-1, 1, 1, 1), x[rows], base[rows]), rows

@@ -1,0 +1,65 @@
+"""Infidelity (Yeh et al. 2019, arXiv:1901.09392).
+
+``INFD = E_I[(Iᵀ Φ − (f(x) − f(x − I)))²]``: how well the map, read as a linear model, predicts
+the score change under perturbations ``I``. ``normalize=True`` first rescales the map by the
+optimal ``β = E[IᵀΦ·Δf] / E[(IᵀΦ)²]`` (scale-invariant, as in the paper and Captum).
+
+Perturbations: ``gaussian`` (default, ``I ~ N(0, σ²)``, σ = ``noise`` × the example's value range),
+``baseline`` (``I = x − baseline``, one deterministic sample: the score is the squared completeness
+gap), or a tensor ``(samples, B, C, H, W)`` of ``I`` given explicitly (to compare with other
+implementations under the same perturbations). ``(B, 1, H, W)`` maps are broadcast over channels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..baselines import resolve_baseline
+from ..errors import SaliencyError
+from ..registry import metric
+from ._common import MetricContext, Scored, draws, noise_scale, on_input, scores_of
+
+PERTURBATIONS = ("gaussian", "baseline")
+
+
+@metric(label="Infidelity", family="faithfulness", higher_is_better=False, stochastic=True)
+def infidelity(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
+               perturbation: object = "gaussian", samples: int = 16, noise: float = 0.1,
+               baseline: object = None, normalize: bool = False) -> Scored:
+    """Expected squared error of the map's linear prediction of score changes."""
+    ctx = mc.explainee
+    B = x.shape[0]
+    if isinstance(perturbation, torch.Tensor):
+        pert = perturbation.to(x.device, x.dtype)
+        if pert.dim() != 5 or pert.shape[1:] != x.shape:
+            raise SaliencyError(f"infidelity: perturbation tensor must be (samples, "
+                                f"{', '.join(map(str, x.shape))}), got {tuple(pert.shape)}")
+    elif perturbation == "gaussian":
+        pert = draws(ctx, tuple(x.shape), samples, "normal", x) * noise_scale(x, noise)
+    elif perturbation == "baseline":
+        base, resolved = resolve_baseline(baseline, x, ctx.normalization, ctx.generator,
+                                          owner="infidelity")
+        mc.extras["baseline"] = resolved
+        pert = (x - base)[None]
+    else:
+        raise SaliencyError(f"infidelity: perturbation={perturbation!r}; use one of "
+                            f"{PERTURBATIONS} or a (samples, B, C, H, W) tensor")
+    S = pert.shape[0]
+    mc.extras["samples"] = S
+    phi = on_input(values.detach().to(x.dtype), x)
+    f_x = scores_of(ctx, B, lambda i, j: (x[i:j], torch.arange(i, j, device=x.device)),
+                    x[0].numel())
+
+    def build(i: int, j: int) -> tuple[torch.Tensor, torch.Tensor]:
+        t = torch.arange(i, j, device=x.device)
+        s, rows = t // B, t % B
+        return x[rows] - pert[s, rows], rows
+
+    f_pert = scores_of(ctx, S * B, build, x[0].numel()).view(S, B)
+    delta = (f_x[None] - f_pert).double()  # (S, B)
+    pred = (pert * phi[None]).flatten(2).sum(2).double()  # (S, B): Iᵀ Φ
+    if normalize:
+        denom = (pred * pred).mean(0)
+        beta = torch.where(denom > 0, (pred * delta).mean(0) / torch.where(denom > 0, denom, 1), 0)
+        pred = beta[None] * pred
+    return Scored(((pred - delta) ** 2).mean(0))
