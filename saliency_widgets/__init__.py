@@ -8,7 +8,9 @@ from ._types import Attribution, MetricResult
 from .api import attribute, evaluate, list_methods, list_metrics
 from .errors import Cancelled, SaliencyError, SaliencyWarning
 from .reduce import reduce_channels
+from .validation import ValidationTable, validate
 
 __all__ = ["Attribution", "Cancelled", "MetricResult", "SaliencyError", "SaliencyWarning",
-           "attribute", "evaluate", "list_methods", "list_metrics", "reduce_channels"]
+           "ValidationTable", "attribute", "evaluate", "list_methods", "list_metrics",
+           "reduce_channels", "validate"]
 __version__ = "0.1.0"
