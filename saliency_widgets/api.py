@@ -206,6 +206,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
         ctx = Explainee(net, unwrap(model), objective, work, output=output,
                         layer=record.layer if record is not None else None,
                         generator=generator, normalization=norm)
+        if not objective.resolved:  # a plain tensor with target=None: the predicted class
+            ctx.work.run(x.shape[0], lambda i, j: ctx.scores(
+                xin[i:j], torch.arange(i, j, device=x.device), original=True),
+                item_numel=xin[0].numel(), kind="forward", report=False)
         mc = MetricContext(explainee=ctx, masks=masks, record=record,
                            explain=_explainer(model, record, explain, objective, batch_size,
                                               cancel, output))

@@ -105,8 +105,9 @@ def resolve_baseline(spec: Any, x: torch.Tensor, normalization: Normalization | 
                 f"takes raw [0, 1] pixels; or give a number/tensor baseline in input space")
         if spec == "black":
             return to_model_space(torch.zeros_like(x[:1]), normalization), spec
-        if spec == "uniform":
-            pixels = torch.rand(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+        if spec == "uniform":  # one draw shared by the batch: an example's map ignores the others
+            pixels = torch.rand((1, *x.shape[1:]), generator=generator, device=x.device,
+                                dtype=x.dtype)
             return to_model_space(pixels, normalization), spec
         if spec == "blur":
             return gaussian_blur(x, default_blur_sigma(x.shape[-2], x.shape[-1])), spec

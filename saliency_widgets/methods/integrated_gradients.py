@@ -1,8 +1,8 @@
 """Integrated gradients (Sundararajan, Taly, Yan 2017, arXiv:1703.01365).
 
 ``IG = (x − x′) · ∫₀¹ ∇f(x′ + α(x − x′)) dα``, the integral by a quadrature ``rule`` whose nodes
-and weights are built in float64 and cast to the input dtype. Every rule's weights sum to exactly
-1 (Captum's ``riemann_trapezoid`` weights sum to (n−1)/n). The record's ``extras`` hold the
+and weights are built in float64 and cast to the input dtype. Every rule's weights sum to
+1 up to rounding (Captum's ``riemann_trapezoid`` weights sum to (n−1)/n). The record's ``extras`` hold the
 completeness gap ``Σ IG − (f(x) − f(x′))`` per example, absolute and relative.
 
 Defaults: 32 Gauss-Legendre nodes (exact for polynomial integrands up to degree 63, so it
@@ -25,7 +25,8 @@ RULES = ("gauss_legendre", "midpoint", "trapezoid", "left", "right")
 
 
 def quadrature(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
-    """Return float64 ``(alphas, weights)`` on [0, 1] with ``weights.sum() == 1``."""
+    """Return float64 ``(alphas, weights)`` on [0, 1] whose weights sum to 1 up to rounding
+    (a few ulp; Captum's trapezoid weights sum to (n−1)/n)."""
     n = steps
     if rule == "gauss_legendre":
         nodes, weights = np.polynomial.legendre.leggauss(n)

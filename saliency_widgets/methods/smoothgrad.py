@@ -4,8 +4,9 @@
 Adds Gaussian noise with σ = ``noise`` × (max − min) of each example, runs the ``base`` method on
 the noisy copies (batched), and aggregates: ``mean`` (signed), ``square`` (mean of squares, ≥ 0)
 or ``variance`` (VarGrad, ≥ 0, by Welford's update so a constant map gives exactly 0). Noise is
-drawn one sample at a time from the call's seeded generator, so results do not depend on the
-chunk size and the global RNG is never touched.
+drawn one sample at a time from the call's seeded generator and shared across the batch, so an
+example's map depends neither on the chunk size nor on the other examples, and the global RNG is
+never touched.
 
 Defaults: 25 samples and 15% noise (the paper finds 10–20% best; 25 samples is PAIR saliency's
 default, between Captum's 5 and Xplique's 50).
@@ -45,12 +46,17 @@ def smoothgrad(ctx: Explainee, x: torch.Tensor, *, base: str = "gradient", sampl
     seen = 0
     for gi in range(groups):
         n = min(group, samples - gi * group)
-        eps = torch.stack([torch.randn(x.shape, generator=ctx.generator, device=x.device,
-                                       dtype=x.dtype) for _ in range(n)])
+        # One draw per sample, shared by every example (each scaled by its own σ), so an
+        # example's noise does not depend on its position in the batch or on the batch size.
+        eps = torch.stack([torch.randn((1, *x.shape[1:]), generator=ctx.generator,
+                                       device=x.device, dtype=x.dtype) for _ in range(n)])
         noisy = (x[None] + eps * sigma.view(1, B, 1, 1, 1)).reshape(n * B, *x.shape[1:])
         rows = torch.arange(B, device=x.device).repeat(n)
+        sub = ctx.with_rows(rows)
         with ctx.work.scope(gi, groups):
-            values = spec.fn(ctx.with_rows(rows), noisy, **base_params)
+            values = spec.fn(sub, noisy, **base_params)
+        if ctx._layer is None:  # record the base's layer once (and do not resolve it again)
+            ctx._layer = sub._layer
         values = values.reshape(n, B, *values.shape[1:])
         for v in values:  # sample order: independent of the group size
             seen += 1

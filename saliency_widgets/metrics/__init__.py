@@ -6,3 +6,4 @@ goes through ``mc.explain``, which the API builds.
 
 from . import (complexity, completeness, deletion, infidelity, insertion,  # noqa: F401
                max_sensitivity, pointing_game, relevance_mass, relevance_rank, sparseness)
+from . import model_randomization, road  # noqa: F401

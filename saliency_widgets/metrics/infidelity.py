@@ -5,9 +5,11 @@ the score change under perturbations ``I``. ``normalize=True`` first rescales th
 optimal ``β = E[IᵀΦ·Δf] / E[(IᵀΦ)²]`` (scale-invariant, as in the paper and Captum).
 
 Perturbations: ``gaussian`` (default, ``I ~ N(0, σ²)``, σ = ``noise`` × the example's value range),
-``baseline`` (``I = x − baseline``, one deterministic sample: the score is the squared completeness
-gap), or a tensor ``(samples, B, C, H, W)`` of ``I`` given explicitly (to compare with other
-implementations under the same perturbations). ``(B, 1, H, W)`` maps are broadcast over channels.
+``baseline`` (``I = x − baseline``, one deterministic sample; the map is read as per-feature
+contributions, as Captum's ``multiply_by_inputs=True``, so the prediction is ``Σ Φ`` and the score
+is the squared completeness gap ``(Σ Φ − (f(x) − f(baseline)))²``), or a tensor
+``(samples, B, C, H, W)`` of ``I`` given explicitly (to compare with other implementations under
+the same perturbations). ``(B, 1, H, W)`` maps are broadcast over channels.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ def infidelity(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
     """Expected squared error of the map's linear prediction of score changes."""
     ctx = mc.explainee
     B = x.shape[0]
+    weight = None  # what multiplies the map in the prediction (the perturbation itself)
     if isinstance(perturbation, torch.Tensor):
         pert = perturbation.to(x.device, x.dtype)
         if pert.dim() != 5 or pert.shape[1:] != x.shape:
@@ -41,11 +44,13 @@ def infidelity(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
                                           owner="infidelity")
         mc.extras["baseline"] = resolved
         pert = (x - base)[None]
+        weight = torch.ones_like(pert)  # contributions: I / (x − baseline) = 1
     else:
         raise SaliencyError(f"infidelity: perturbation={perturbation!r}; use one of "
                             f"{PERTURBATIONS} or a (samples, B, C, H, W) tensor")
     S = pert.shape[0]
     mc.extras["samples"] = S
+    weight = pert if weight is None else weight
     phi = on_input(values.detach().to(x.dtype), x)
     f_x = scores_of(ctx, B, lambda i, j: (x[i:j], torch.arange(i, j, device=x.device)),
                     x[0].numel())
@@ -57,7 +62,7 @@ def infidelity(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
 
     f_pert = scores_of(ctx, S * B, build, x[0].numel()).view(S, B)
     delta = (f_x[None] - f_pert).double()  # (S, B)
-    pred = (pert * phi[None]).flatten(2).sum(2).double()  # (S, B): Iᵀ Φ
+    pred = (weight * phi[None]).flatten(2).sum(2).double()  # (S, B): Iᵀ Φ
     if normalize:
         denom = (pred * pred).mean(0)
         beta = torch.where(denom > 0, (pred * delta).mean(0) / torch.where(denom > 0, denom, 1), 0)

@@ -103,8 +103,8 @@ def capture_layer(layer: nn.Module, mode: str, name: str,
                                 f"activation is ambiguous; pass layer= a module that runs once")
         if guided is not None:
             cap.relu_calls_at_capture = guided.calls
-        if mode == "value":
-            cap.output = output.detach()
+        if mode == "value":  # a copy: in-place ops after the layer (ReLU(inplace)) would edit it
+            cap.output = output.detach().clone()
             return None
         if mode == "cut":
             cap.output = output.detach().requires_grad_(True)

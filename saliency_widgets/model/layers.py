@@ -7,7 +7,8 @@ Automatic choices for torchvision architectures (by class name, so no import is 
 * VisionTransformer → ``encoder.layers.-1.ln_1``, its tokens (CLS + patches) reshaped to the
   patch grid. The last block's *output* cannot be used: the head reads only the CLS token, so
   the patch tokens' gradients there are exactly zero.
-* anything else → the last module (in execution order) whose output is 4-D.
+* anything else → the last module (in execution order) whose output is 4-D, preferring one
+  with more than 1×1 positions (not a global pool).
 """
 
 from __future__ import annotations
@@ -110,12 +111,14 @@ def resolve_layer(spec: str | nn.Module | None, original: nn.Module, copy: nn.Mo
             with record_module_outputs(copy) as seen:
                 probe()
             four_d = [n for n, shape in seen if len(shape) == 4]
+            # a global pool's (B, K, 1, 1) output would give a spatially constant map
+            spatial = [n for n, shape in seen if len(shape) == 4 and shape[2] * shape[3] > 1]
             if not four_d:
                 raise SaliencyError(
                     f"could not choose a layer automatically: no submodule of "
                     f"{type(original).__name__} returns a 4-D (B, K, h, w) tensor; pass layer= "
                     f"a module or its name, e.g. layer='features'")
-            name = four_d[-1]
+            name = (spatial or four_d)[-1]
     else:
         raise SaliencyError(f"layer must be a module, its name, or None, got {spec!r}")
     module = get_submodule(copy, name)

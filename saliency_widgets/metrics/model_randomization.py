@@ -1,0 +1,169 @@
+"""Model-parameter randomization test (Adebayo et al., NeurIPS 2018, arXiv:1810.03292).
+
+A method that explains the *model* must change its map when the model's weights are destroyed.
+``cascading`` (default) re-draws the blocks from the last one in execution order downward,
+cumulatively: step ``k`` has the last ``k`` blocks random. ``independent`` re-draws one block at a
+time (same top-down order) with the others intact. Blocks, their execution order and the re-draw
+are described in ``saliency_widgets/model/randomize.py``; the randomized models are copies, the
+user's model is never modified and the global RNG is never used (the draws are seeded from
+``seed``).
+
+After each step the map is recomputed with the same method, parameters and resolved target
+(``mc.explain_on``) and compared with the original map, per example, on the channel-reduced maps:
+
+* ``spearman_abs`` (default): Spearman rank correlation of ``|map|`` (ties get average ranks);
+* ``spearman``: Spearman of the signed map;
+* ``ssim``: SSIM (Wang et al. 2004; a 7×7 uniform window, sample covariance, ``K1=0.01``,
+  ``K2=0.03``, the mean over windows inside the image, as scikit-image's defaults) of the two maps,
+  each min-max normalised to [0, 1] (data range 1; a constant map becomes all zeros).
+
+``curve`` is the chosen similarity per step ``(B, steps)``; all three are in ``extras`` with the
+randomized ``blocks`` of each step. The score is the mean over the randomization steps only: the
+original model's similarity with itself (1) is never averaged in (Quantus' MPRT averages it in
+because its skip key ``"orig"`` does not match the stored key ``"original"``). Lower is better:
+a method that passes the sanity check loses similarity. A rank correlation with a constant map is
+undefined: NaN, with a warning.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from ..errors import SaliencyError
+from ..model.randomize import Randomizer, execution_order, parameter_blocks
+from ..registry import metric
+from ._common import MetricContext, Scored, check_reduction, pixel_map, warn_nan
+
+MODES = ("cascading", "independent")
+SIMILARITIES = ("spearman_abs", "spearman", "ssim")
+
+
+def average_ranks(v: torch.Tensor) -> torch.Tensor:
+    """``(B, N)`` float64 ranks along dim 1, ties sharing their average rank."""
+    out = torch.empty(v.shape, dtype=torch.float64, device=v.device)
+    for b in range(v.shape[0]):
+        uniq, inverse, counts = torch.unique(v[b], sorted=True, return_inverse=True,
+                                             return_counts=True)
+        start = torch.cumsum(counts, 0) - counts
+        out[b] = (start.double() + (counts.double() - 1) / 2)[inverse]
+    return out
+
+
+def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``(B,)`` Spearman rank correlation of the rows of ``(B, N)`` tensors (NaN if constant)."""
+    ra, rb = average_ranks(a), average_ranks(b)
+    ra = ra - ra.mean(1, keepdim=True)
+    rb = rb - rb.mean(1, keepdim=True)
+    denom = (ra.pow(2).sum(1) * rb.pow(2).sum(1)).sqrt()
+    return torch.where(denom > 0, (ra * rb).sum(1) / torch.where(denom > 0, denom, 1),
+                       torch.full_like(denom, float("nan")))
+
+
+def _minmax(m: torch.Tensor) -> torch.Tensor:
+    flat = m.flatten(1)
+    lo, hi = flat.amin(1).view(-1, 1, 1), flat.amax(1).view(-1, 1, 1)
+    span = hi - lo
+    return torch.where(span > 0, (m - lo) / torch.where(span > 0, span, 1), torch.zeros_like(m))
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
+    """``(B,)`` SSIM of ``(B, H, W)`` maps in [0, 1] (data range 1), scikit-image's defaults."""
+    win = max(1, min(window, a.shape[-2], a.shape[-1]))
+    win -= 1 - win % 2  # odd
+    x, y = a.double()[:, None], b.double()[:, None]
+    k = torch.full((1, 1, win, win), 1.0 / win ** 2, dtype=torch.float64, device=x.device)
+    n = win * win
+    cov = n / (n - 1) if n > 1 else 1.0
+
+    def mean(t: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(t, k)  # "valid" windows only: the same as skimage's border crop
+
+    ux, uy = mean(x), mean(y)
+    vx = cov * (mean(x * x) - ux * ux)
+    vy = cov * (mean(y * y) - uy * uy)
+    vxy = cov * (mean(x * y) - ux * uy)
+    c1, c2 = 0.01 ** 2, 0.03 ** 2
+    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
+    return s.flatten(1).mean(1)
+
+
+def similarities(ref: torch.Tensor, new: torch.Tensor) -> dict[str, torch.Tensor]:
+    """All three measures between ``(B, H, W)`` reduced maps."""
+    a, b = ref.flatten(1), new.flatten(1)
+    return {"spearman_abs": spearman(a.abs(), b.abs()), "spearman": spearman(a, b),
+            "ssim": ssim(_minmax(ref), _minmax(new))}
+
+
+def _block_names(blocks: object, model: torch.nn.Module) -> list[str]:
+    if blocks is None:
+        names = parameter_blocks(model)
+    elif isinstance(blocks, (list, tuple)) and blocks and all(isinstance(n, str) for n in blocks):
+        names = list(blocks)
+        if len(set(names)) != len(names):
+            raise SaliencyError(f"model_randomization: blocks has duplicates: {names}")
+    else:
+        raise SaliencyError(f"model_randomization: blocks must be None (top-level children with "
+                            f"parameters) or a non-empty list of module names, got {blocks!r}")
+    if not names:
+        raise SaliencyError("model_randomization: the model has no child module with "
+                            "parameters to randomize; pass blocks= a list of module names")
+    return names
+
+
+@metric(label="Model randomization (sanity check)", family="randomization",
+        higher_is_better=False, stochastic=True,
+        choices={"mode": MODES, "similarity": SIMILARITIES})
+def model_randomization(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
+                        mode: str = "cascading", similarity: str = "spearman_abs",
+                        blocks: object = None, reduction: str = "sum") -> Scored:
+    """Similarity of the map to the maps of progressively randomized models; lower is better."""
+    ctx = mc.explainee
+    check_reduction("model_randomization", reduction)
+    if mode not in MODES:
+        raise SaliencyError(f"model_randomization: mode={mode!r}; use one of {MODES}")
+    if similarity not in SIMILARITIES:
+        raise SaliencyError(f"model_randomization: similarity={similarity!r}; use one of "
+                            f"{SIMILARITIES}")
+    if mc.explain_on is None:
+        raise SaliencyError("model_randomization re-explains with randomized models, but the "
+                            "attribution is a plain tensor: pass the Attribution record from "
+                            "sw.attribute, or explain=callable(model, x) -> tensor")
+    names = _block_names(blocks, ctx.model)
+    ran, unused = execution_order(ctx.model, names, lambda net: net(x[:1]))
+    if not ran:
+        raise SaliencyError(f"model_randomization: none of the blocks {names} ran in the "
+                            f"forward pass")
+    top_down = ran[::-1]
+    seeds = torch.randint(0, 2 ** 62, (len(top_down),), generator=ctx.generator,
+                          device=ctx.generator.device).tolist()
+    randomizer = Randomizer(ctx.model, dict(zip(top_down, seeds)))
+    ref = pixel_map(values, reduction)
+    rows = torch.arange(x.shape[0], device=x.device)
+    steps = len(top_down)
+    per: dict[str, list[torch.Tensor]] = {k: [] for k in SIMILARITIES}
+    randomized: list[list[str]] = []
+    for k in range(steps):
+        ctx.work.check_cancel()
+        chosen = top_down[:k + 1] if mode == "cascading" else [top_down[k]]
+        new = mc.explain_on(randomizer.copy(chosen), x, rows)
+        new = torch.as_tensor(new).detach().to(x.device)
+        if new.dim() != 4 or new.shape[0] != x.shape[0] or new.shape[2:] != x.shape[2:]:
+            raise SaliencyError(f"model_randomization: the re-explained map has shape "
+                                f"{tuple(new.shape)}; expected ({x.shape[0]}, C or 1, "
+                                f"{x.shape[2]}, {x.shape[3]})")
+        for key, v in similarities(ref, pixel_map(new, reduction)).items():
+            per[key].append(v.cpu())
+        randomized.append(list(chosen))
+        ctx.work.report(k + 1, steps)
+    curves = {key: torch.stack(v, 1) for key, v in per.items()}  # (B, steps)
+    mc.extras.update(curves)
+    mc.extras["blocks"] = randomized
+    mc.extras["mode"] = mode
+    if unused:
+        mc.extras["unused_blocks"] = unused
+    curve = curves[similarity]
+    score = curve.mean(1)
+    warn_nan("model_randomization", torch.isnan(score),
+             "a map is constant, so its rank correlation is undefined")
+    return Scored(score, curve=curve, curve_x=torch.arange(1, steps + 1, dtype=torch.float64))
