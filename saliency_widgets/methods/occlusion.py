@@ -12,6 +12,7 @@ window (8 px), so about 27×27 = 729 windows at any size.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from ..baselines import resolve_baseline
 from ..errors import SaliencyError
@@ -50,28 +51,31 @@ def occlusion(ctx: Explainee, x: torch.Tensor, *, window: object = None, stride:
     ctx.resolve_param("baseline", resolved)
     base = base.expand_as(x)
 
-    ys = range(0, H - wh + 1, sh)
-    xs = range(0, W - ww + 1, sw)
-    corners = [(y, xx) for y in ys for xx in xs]
-    count = torch.zeros((1, 1, H, W), dtype=x.dtype, device=x.device)
-    for y, xx in corners:
-        count[..., y:y + wh, xx:xx + ww] += 1
-
+    ny, nx = (H - wh) // sh + 1, (W - ww) // sw + 1
+    per = ny * nx
     f_x = original_scores(ctx, x)
-    acc = torch.zeros((B, 1, H, W), dtype=x.dtype, device=x.device)
-    per = len(corners)
+    drops = torch.empty((B, per), dtype=x.dtype, device=x.device)
+    iy = torch.arange(H, device=x.device).view(1, 1, H, 1)
+    ix = torch.arange(W, device=x.device).view(1, 1, 1, W)
 
     def step(i: int, j: int) -> None:
-        items = [(t // per, corners[t % per]) for t in range(i, j)]
-        rows = torch.tensor([b for b, _ in items], device=x.device)
-        batch = x[rows]
-        for r, (b, (y, xx)) in enumerate(items):
-            batch[r, :, y:y + wh, xx:xx + ww] = base[b, :, y:y + wh, xx:xx + ww]
-        drop = f_x[rows] - ctx.scores(batch, rows)
-        for r, (b, (y, xx)) in enumerate(items):
-            acc[b, :, y:y + wh, xx:xx + ww] += drop[r]
+        t = torch.arange(i, j, device=x.device)
+        rows, p = t // per, t % per
+        y0 = ((p // nx) * sh).view(-1, 1, 1, 1)
+        x0 = ((p % nx) * sw).view(-1, 1, 1, 1)
+        inside = (iy >= y0) & (iy < y0 + wh) & (ix >= x0) & (ix < x0 + ww)
+        batch = torch.where(inside, base[rows], x[rows])
+        drops[rows, p] = f_x[rows] - ctx.scores(batch, rows)
 
     ctx.work.run(B * per, step, item_numel=x[0].numel(), kind="forward")
+    # Spread each window's drop over its pixels once, after all chunks: a transposed convolution
+    # of the (ny, nx) grid of drops with a window of ones. Independent of the chunk size.
+    ones = torch.ones((1, 1, wh, ww), dtype=x.dtype, device=x.device)
+    total = F.conv_transpose2d(drops.view(B, 1, ny, nx), ones, stride=(sh, sw))
+    count = F.conv_transpose2d(torch.ones((1, 1, ny, nx), dtype=x.dtype, device=x.device),
+                               ones, stride=(sh, sw))
+    pad = (0, W - total.shape[-1], 0, H - total.shape[-2])  # pixels past the last window
+    total, count = F.pad(total, pad), F.pad(count, pad)
     ctx.note("uncovered_pixels", int((count == 0).sum()))
     ctx.note("windows", per)
-    return torch.where(count > 0, acc / count.clamp(min=1), torch.zeros_like(acc))
+    return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
