@@ -57,5 +57,5 @@ def curve(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *, insert: b
     ctx.work.run(B * points, step, item_numel=x[0].numel(), kind="forward")
     ys = torch.cat(out).double().view(B, points)
     xs = counts.double() / (H * W)
-    auc = torch.trapezoid(ys, xs, dim=1)
+    auc = torch.trapezoid(ys, xs.to(ys.device), dim=1)
     return Scored(auc, curve=ys, curve_x=xs)

@@ -40,6 +40,8 @@ def infidelity(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
     elif perturbation == "gaussian":
         pert = draws(ctx, tuple(x.shape), samples, "normal", x) * noise_scale(x, noise)
     elif perturbation == "baseline":
+        if baseline is None and mc.record is not None and "baseline" in mc.record.params:
+            baseline = mc.record.params["baseline"]  # the baseline the map was made with
         base, resolved = resolve_baseline(baseline, x, ctx.normalization, ctx.generator,
                                           owner="infidelity")
         mc.extras["baseline"] = resolved

@@ -1,7 +1,7 @@
 """Sparseness: the Gini index of |map| (Chalasani et al. 2020, arXiv:1810.06583).
 
-1 when all relevance sits on one pixel, 0 when it is spread evenly. An all-zero map is undefined
-(NaN, with a warning).
+``(n − 1)/n`` (→ 1) when all relevance sits on one of ``n`` pixels, 0 when it is spread evenly.
+An all-zero map is undefined (NaN, with a warning).
 """
 
 from __future__ import annotations
