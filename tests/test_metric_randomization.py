@@ -319,3 +319,13 @@ def test_guided_backprop_stays_more_similar_than_gradient_on_a_trained_cnn():
         assert r.curve.shape == (16, 5)
         means[method] = r.mean
     assert means["guided_backprop"] >= means["gradient"] + 0.1, means
+
+
+def test_spearman_constant_randomized_map_is_zero_and_constant_original_is_nan():
+    from saliency_widgets.metrics.model_randomization import spearman
+    ref = torch.tensor([[1.0, 3.0, 2.0, 5.0], [2.0, 2.0, 2.0, 2.0]], dtype=torch.float64)
+    flat = torch.full((2, 4), 7.0, dtype=torch.float64)
+    rho = spearman(ref, flat)
+    assert rho[0].item() == 0.0, "a structured map vs a constant one keeps no ranking: 0"
+    assert torch.isnan(rho[1]), "a constant original map has no ranking to compare: NaN"
+    assert spearman(ref[:1], ref[:1]).item() == pytest.approx(1.0, abs=1e-12)

@@ -21,8 +21,9 @@ After each step the map is recomputed with the same method, parameters and resol
 randomized ``blocks`` of each step. The score is the mean over the randomization steps only: the
 original model's similarity with itself (1) is never averaged in (Quantus' MPRT averages it in
 because its skip key ``"orig"`` does not match the stored key ``"original"``). Lower is better:
-a method that passes the sanity check loses similarity. A rank correlation with a constant map is
-undefined: NaN, with a warning.
+a method that passes the sanity check loses similarity. When randomization makes a map constant
+(common for Grad-CAM), it keeps none of the original ranking: similarity 0. Only a constant
+*original* map leaves the score undefined: NaN, with a warning.
 """
 
 from __future__ import annotations
@@ -51,13 +52,19 @@ def average_ranks(v: torch.Tensor) -> torch.Tensor:
 
 
 def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` Spearman rank correlation of the rows of ``(B, N)`` tensors (NaN if constant)."""
+    """``(B,)`` Spearman rank correlation of the rows of reference ``a`` and ``b`` ``(B, N)``.
+
+    A constant ``b`` against a structured ``a`` keeps none of its ranking: 0. A constant ``a``
+    leaves nothing to compare: NaN.
+    """
     ra, rb = average_ranks(a), average_ranks(b)
     ra = ra - ra.mean(1, keepdim=True)
     rb = rb - rb.mean(1, keepdim=True)
-    denom = (ra.pow(2).sum(1) * rb.pow(2).sum(1)).sqrt()
-    return torch.where(denom > 0, (ra * rb).sum(1) / torch.where(denom > 0, denom, 1),
-                       torch.full_like(denom, float("nan")))
+    va, vb = ra.pow(2).sum(1), rb.pow(2).sum(1)
+    denom = (va * vb).sqrt()
+    rho = torch.where(denom > 0, (ra * rb).sum(1) / torch.where(denom > 0, denom, 1),
+                      torch.zeros_like(denom))
+    return torch.where(va > 0, rho, torch.full_like(denom, float("nan")))
 
 
 def _minmax(m: torch.Tensor) -> torch.Tensor:
@@ -165,5 +172,5 @@ def model_randomization(mc: MetricContext, x: torch.Tensor, values: torch.Tensor
     curve = curves[similarity]
     score = curve.mean(1)
     warn_nan("model_randomization", torch.isnan(score),
-             "a map is constant, so its rank correlation is undefined")
+             "the original map is constant, so there is no ranking to compare")
     return Scored(score, curve=curve, curve_x=torch.arange(1, steps + 1, dtype=torch.float64))
