@@ -9,8 +9,9 @@ from .api import attribute, evaluate, list_methods, list_metrics
 from .errors import Cancelled, SaliencyError, SaliencyWarning
 from .reduce import reduce_channels
 from .validation import ValidationTable, validate
+from .widget import SaliencyWidget, show
 
 __all__ = ["Attribution", "Cancelled", "MetricResult", "SaliencyError", "SaliencyWarning",
-           "ValidationTable", "attribute", "evaluate", "list_methods", "list_metrics",
-           "reduce_channels", "validate"]
+           "SaliencyWidget", "ValidationTable", "attribute", "evaluate", "list_methods",
+           "list_metrics", "reduce_channels", "show", "validate"]
 __version__ = "0.1.0"

@@ -1,0 +1,9 @@
+import type { WidgetModel } from "../model";
+import { slider } from "./slider";
+
+/** Show only the top k % of pixels. */
+export function thresholdControl(model: WidgetModel, parent: HTMLElement): () => void {
+  return slider(model, parent, "threshold", {
+    label: "show top", min: 1, max: 100, step: 1, testid: "threshold", format: (v) => `${Math.round(v)}%`,
+  });
+}

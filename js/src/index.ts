@@ -1,0 +1,109 @@
+// Wiring only: each room is `(model, parent, …) => cleanup`; render() returns one cleanup
+// that removes every listener it added.
+import type { RenderProps } from "@anywidget/types";
+import { decode } from "./codecs";
+import { clipControl } from "./controls/clip";
+import { colormapSelect } from "./controls/colormapSelect";
+import { contrastSelect } from "./controls/contrastSelect";
+import { downloadButton } from "./controls/download";
+import { methodToggles } from "./controls/methodToggles";
+import { opacityControl } from "./controls/opacity";
+import { paramEditor } from "./controls/paramEditor";
+import { predictionList } from "./controls/predictions";
+import { signSelect } from "./controls/signSelect";
+import { statusBar } from "./controls/status";
+import { targetSelect } from "./controls/targetSelect";
+import { thresholdControl } from "./controls/threshold";
+import { zoomButtons } from "./controls/zoom";
+import { h } from "./dom";
+import { listen, type Model, type WidgetModel } from "./model";
+import { PanelView, syncPanels, viewSize, type Display, type Hover, type Scene } from "./panels";
+import { createStore, frameScheduler } from "./store";
+import { resetView, type ViewState } from "./viewport";
+import "./widget.css";
+
+function sceneOf(model: WidgetModel): Scene {
+  const payload = model.get("image");
+  const [height, width] = payload.shape;
+  const size = { width, height };
+  return { image: decode(payload) as Uint8Array, size, view: viewSize(size) };
+}
+
+function displayOf(model: WidgetModel): Display {
+  const maps = model.get("colormaps");
+  const luts = decode(maps.lut) as Uint8Array;
+  const i = Math.max(0, maps.names.indexOf(model.get("colormap")));
+  return {
+    lut: luts.subarray(i * 1024, (i + 1) * 1024),
+    opacity: model.get("opacity"),
+    sign: model.get("sign"),
+    clip: model.get("clip_percentile"),
+    threshold: model.get("threshold"),
+  };
+}
+
+function render({ model, el }: RenderProps<Model>): () => void {
+  const root = h("div", { class: "saliency-widget" });
+  el.append(root);
+  const scene = sceneOf(model);
+  const view = createStore<ViewState>(resetView(scene.size));
+  const hover = createStore<Hover>(null);
+  const views = new Map<string, PanelView>();
+
+  const bar1 = h("div", { class: "sw-row sw-methods" });
+  const params = h("div", { class: "sw-row" });
+  const bar2 = h("div", { class: "sw-row sw-classes" });
+  const preds = h("div", { class: "sw-row" });
+  const bar3 = h("div", { class: "sw-row sw-display" });
+  const status = h("div", { class: "sw-row" });
+  const grid = h("div", { class: "sw-panels", "data-testid": "panels" });
+  root.append(bar1, params, bar2, preds, bar3, status, grid);
+
+  let display = displayOf(model);
+  const frame = frameScheduler(() => {
+    for (const pv of views.values()) {
+      if (pv.dirty) pv.recomposite(display);
+      pv.draw(view.get(), hover.get());
+    }
+  });
+  const restyle = () => {
+    display = displayOf(model);
+    for (const pv of views.values()) pv.dirty = true;
+    frame.request();
+  };
+  const onRetry = () => model.send({ type: "retry" });
+  const panels = () => {
+    syncPanels(model, grid, views, (method) => new PanelView(method, scene, view, hover, onRetry));
+    frame.request();
+  };
+  panels();
+
+  const cleanups = [
+    methodToggles(model, bar1),
+    paramEditor(model, params),
+    targetSelect(model, bar2),
+    contrastSelect(model, bar2),
+    predictionList(model, preds),
+    colormapSelect(model, bar3),
+    opacityControl(model, bar3),
+    signSelect(model, bar3),
+    clipControl(model, bar3),
+    thresholdControl(model, bar3),
+    zoomButtons(bar3, view, scene.view, scene.size),
+    statusBar(model, status),
+    downloadButton(status, grid),
+    listen(model, ["panels"], panels),
+    listen(model, ["colormaps", "colormap", "opacity", "sign", "clip_percentile", "threshold"], restyle),
+    view.subscribe(() => frame.request()),
+    hover.subscribe(() => frame.request()),
+  ];
+  return () => {
+    frame.cancel();
+    for (const off of cleanups) off();
+    for (const pv of views.values()) pv.destroy();
+    views.clear();
+    root.remove();
+  };
+}
+
+export default { render };

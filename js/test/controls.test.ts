@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest";
+import { parseParam } from "../src/controls/paramEditor";
+import { filterClasses } from "../src/controls/targetSelect";
+
+describe("target search", () => {
+  const labels = ["tench", "goldfish", "great white shark", "tiger shark", "<img src=x onerror=alert(1)>"];
+  it("filters by substring (case-insensitive) or exact index", () => {
+    expect(filterClasses(labels, "SHARK")).toEqual([2, 3]);
+    expect(filterClasses(labels, "1")).toEqual([1, 4]); // index 1, and a label containing "1"
+    expect(filterClasses(labels, "")).toEqual([0, 1, 2, 3, 4]);
+    expect(filterClasses(labels, "zebra")).toEqual([]);
+  });
+});
+
+describe("parameter editor values", () => {
+  it("types values like the parameter's default; empty or 'auto' means the default", () => {
+    expect(parseParam("16", 32)).toBe(16);
+    expect(parseParam("0.25", 0.15)).toBe(0.25);
+    expect(parseParam("", 32)).toBeNull();
+    expect(parseParam("auto", null)).toBeNull();
+    expect(parseParam("8", null)).toBe(8);
+    expect(parseParam("black", null)).toBe("black");
+    expect(parseParam("midpoint", "gauss_legendre")).toBe("midpoint");
+    expect(parseParam(false, true)).toBe(false);
+  });
+});

@@ -1,0 +1,148 @@
+"""One background worker per widget: runs one job at a time off the kernel's message loop.
+
+A new selection replaces the queue; the running job is cancelled when it is no longer wanted
+(its ``cancel`` event is set, and the engine stops at its next chunk with ``Cancelled``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Hashable
+
+from ..errors import Cancelled
+
+log = logging.getLogger(__name__)
+
+ProgressFn = Callable[[int, int], None]
+
+
+@dataclass
+class Job:
+    """``run(progress, cancel)`` computes; the callbacks are called from the worker thread."""
+
+    key: Hashable
+    run: Callable[[ProgressFn, threading.Event], Any]
+    on_done: Callable[[Hashable, Any], None]
+    on_error: Callable[[Hashable, BaseException], None]
+    on_cancelled: Callable[[Hashable], None]
+    on_progress: Callable[[Hashable, int, int], None] = lambda key, done, total: None
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+
+class Worker:
+    """A daemon thread that runs :class:`Job` s one at a time, newest selection first."""
+
+    def __init__(self, name: str = "saliency-widget") -> None:
+        self._name = name
+        self._cv = threading.Condition()
+        self._queue: list[Job] = []
+        self._running: Job | None = None
+        self._thread: threading.Thread | None = None
+        self._closed = False
+
+    # -- called from the kernel thread ---------------------------------------------------------
+    def schedule(self, jobs: list[Job]) -> None:
+        """Make ``jobs`` the whole queue. The running job goes on only if its key is in ``jobs``."""
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("this widget was closed; open a new one with sw.show()")
+            wanted = {job.key for job in jobs}
+            running = self._running
+            if running is not None and running.key not in wanted:
+                running.cancel.set()
+            keep_running = running is not None and not running.cancel.is_set()
+            self._queue = [job for job in jobs if not (keep_running and job.key == running.key)]
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
+                self._thread.start()
+            self._cv.notify_all()
+
+    def cancel(self) -> list[Hashable]:
+        """Cancel the running job and drop the queue; return the keys that will not complete."""
+        with self._cv:
+            dropped, self._queue = self._queue, []
+            keys = [job.key for job in dropped]
+            if self._running is not None:
+                self._running.cancel.set()
+                keys.insert(0, self._running.key)
+            self._cv.notify_all()
+        for job in dropped:  # outside the lock: callbacks may ask for pending()
+            _safely(job.on_cancelled, job.key)
+        return keys
+
+    def pending(self) -> list[Hashable]:
+        """Keys of the running job (first) and of the queued ones."""
+        with self._cv:
+            run = [self._running.key] if self._running is not None else []
+            return run + [job.key for job in self._queue]
+
+    @property
+    def running_key(self) -> Hashable | None:
+        with self._cv:
+            return None if self._running is None else self._running.key
+
+    @property
+    def busy(self) -> bool:
+        with self._cv:
+            return self._running is not None or bool(self._queue)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no job runs or waits; return False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cv:
+            while self._running is not None or self._queue:
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self._cv.wait(left)
+            return True
+
+    def close(self) -> None:
+        """Cancel everything and stop the thread."""
+        self.cancel()
+        with self._cv:
+            self._closed = True
+            self._cv.notify_all()
+
+    # -- the worker thread ---------------------------------------------------------------------
+    def _loop(self) -> None:
+        while True:
+            with self._cv:
+                while not self._queue and not self._closed:
+                    self._cv.wait()
+                if self._closed:
+                    return
+                job = self._queue.pop(0)
+                self._running = job
+            try:
+                self._run(job)
+            finally:
+                with self._cv:
+                    self._running = None
+                    self._cv.notify_all()
+
+    @staticmethod
+    def _run(job: Job) -> None:
+        def progress(done: int, total: int) -> None:
+            job.on_progress(job.key, done, total)
+
+        try:
+            if job.cancel.is_set():
+                raise Cancelled("cancelled before it started")
+            result = job.run(progress, job.cancel)
+        except Cancelled:
+            _safely(job.on_cancelled, job.key)
+        except BaseException as err:  # noqa: BLE001 — shown in the widget, logged
+            _safely(job.on_error, job.key, err)
+        else:
+            _safely(job.on_done, job.key, result)
+
+
+def _safely(fn: Callable[..., Any], *args: Any) -> None:
+    try:
+        fn(*args)
+    except Exception:  # a failing callback must not kill the worker thread
+        log.exception("saliency widget: a job callback failed")
