@@ -21,11 +21,13 @@ from .errors import Cancelled, SaliencyError
 
 ProgressFn = Callable[[int, int], None]
 
-# One 224×224 RGB image has 150 528 values. Measured on 2 CPU cores (research/perf-baseline.md):
-# the best per-image forward+backward is at batch 4, forward at 2–16. On a GPU, batches of 64
-# at 224² are far from memory limits and keep the device busy.
+# One 224×224 RGB image has 150 528 values. Per-image time of resnet18 on 2 CPU threads (this
+# project's CI machine, benchmarks/bench_methods.py calibration) at batch 1/2/4/8/16/32:
+# forward 29.6/25.2/23.6/25.2/27.5/28.7 ms, forward+backward 67.8/56.2/54.5/49.6/48.5/54.8 ms.
+# So 4 images per forward chunk and 8 per forward+backward chunk (within 2 % of 16 at half the
+# memory). On a GPU, batches of 64 at 224² keep the device busy far from memory limits.
 _REF_NUMEL = 3 * 224 * 224
-_CPU_IMAGES = {"backward": 4, "forward": 8}
+_CPU_IMAGES = {"backward": 8, "forward": 4}
 _CUDA_IMAGES = {"backward": 64, "forward": 128}
 _MAX_CHUNK = 256
 
