@@ -69,12 +69,16 @@ def check_params(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
     own = set(spec.defaults)
     mine = spec.check_params({k: v for k, v in params.items() if k in own})
     base = METHODS.get(mine["base"])
-    extra = {k: v for k, v in params.items() if k not in own}
+    if mine["base_params"] is not None and not isinstance(mine["base_params"], dict):
+        raise SaliencyError(f"smoothgrad: base_params must be a dict of the base method's "
+                            f"parameters, got {type(mine['base_params']).__name__}")
+    extra = {**{k: v for k, v in params.items() if k not in own}, **(mine["base_params"] or {})}
     for key in extra:
         if key not in base.defaults:
             raise SaliencyError(unknown_param_message(f"smoothgrad (base {base.name!r})", key,
                                                       list(own) + list(base.defaults)))
-    return {**mine, **base.check_params(extra)}
+    # The base's parameters stay nested: a name may be both SmoothGrad's and the base's (samples).
+    return {**mine, "base_params": base.check_params(extra)}
 
 
 def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: str,
@@ -131,14 +135,12 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
     work = Work(x.device, batch_size, progress, cancel)
     generator = torch.Generator(device=x.device).manual_seed(seed)
     original = unwrap(model)
-    own_params = {k: v for k, v in full.items() if k in spec.defaults}
-    base_params = {k: v for k, v in full.items() if k not in spec.defaults}
     with torch.inference_mode(False), explainable(model) as net:
-        xin = x.detach().clone() if x.is_inference() else x.detach()
+        xin = x.detach().clone()  # a model that edits its input in place cannot reach x
         objective = Objective(target, contrast, B, x.device)
         ctx = Explainee(net, original, objective, work, output=output, layer=layer,
                         generator=generator, normalization=norm)
-        values = spec.fn(ctx, xin, **own_params, **base_params).detach()
+        values = spec.fn(ctx, xin, **full).detach()
     if values.dtype in _HALF:
         values = values.float()
     if x.device.type == "cuda":
@@ -175,7 +177,8 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
     ``attribution`` is an :class:`Attribution` (its target, contrast, normalization and method
     are reused; metrics that re-explain rebuild the explanation from it) or a plain tensor, with
     ``target``/``contrast``/``normalization`` given here and ``explain=callable(model, x)`` for
-    metrics that re-explain. The user's model is never modified.
+    metrics that re-explain (a given ``explain`` is used with a record too, e.g. for a record
+    made with a tensor baseline, which cannot be replayed). The user's model is never modified.
     """
     spec = METRICS.get(metric)
     full = spec.check_params(params)
@@ -201,7 +204,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
     work = Work(x.device, batch_size, progress, cancel)
     generator = torch.Generator(device=x.device).manual_seed(seed)
     with torch.inference_mode(False), explainable(model) as net:
-        xin = x.detach().clone() if x.is_inference() else x.detach()
+        xin = x.detach().clone()  # a model that edits its input in place cannot reach x
         objective = Objective(target, contrast, x.shape[0], x.device)
         ctx = Explainee(net, unwrap(model), objective, work, output=output,
                         layer=record.layer if record is not None else None,
@@ -211,7 +214,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
                 xin[i:j], torch.arange(i, j, device=x.device), original=True),
                 item_numel=xin[0].numel(), kind="forward", report=False)
         mc = MetricContext(explainee=ctx, masks=masks, record=record,
-                           explain=_explainer(model, record, explain, objective, batch_size,
+                           explain=_explainer(model, record, explain, batch_size,
                                               cancel, output))
         mc.explain_on = _explainer_on(record, explain, batch_size, cancel, output)
         scored = spec.fn(mc, xin, values, **full)
@@ -247,10 +250,10 @@ def _record_call(record: Attribution) -> dict[str, Any]:
 
 
 def _explainer(model: nn.Module, record: Attribution | None, explain: Callable | None,
-               objective: Objective, batch_size: int | None, cancel: threading.Event | None,
+               batch_size: int | None, cancel: threading.Event | None,
                output: OutputSelector) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
     """``explain(inputs, rows)``: maps of perturbed inputs, row r explaining example rows[r]."""
-    on = _explainer_on(record, explain, batch_size, cancel, output, objective)
+    on = _explainer_on(record, explain, batch_size, cancel, output)
     if on is None:
         return None
     return lambda xb, rows: on(model, xb, rows)
@@ -258,20 +261,12 @@ def _explainer(model: nn.Module, record: Attribution | None, explain: Callable |
 
 def _explainer_on(record: Attribution | None, explain: Callable | None,
                   batch_size: int | None, cancel: threading.Event | None,
-                  output: OutputSelector, objective: Objective | None = None
-                  ) -> Callable[..., torch.Tensor] | None:
-    """``explain_on(model, inputs, rows)``: the same explanation with another model."""
-    if record is not None:
-        call = _record_call(record)
-        targets = torch.tensor(record.target)
-        contrasts = None if record.contrast is None else torch.tensor(record.contrast)
+                  output: OutputSelector) -> Callable[..., torch.Tensor] | None:
+    """``explain_on(model, inputs, rows)``: the same explanation with another model.
 
-        def on(net: nn.Module, xb: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-            r = rows.cpu()
-            return attribute(net, xb, targets[r].tolist(), batch_size=batch_size,
-                             contrast=None if contrasts is None else contrasts[r].tolist(),
-                             cancel=cancel, output=output, **call).values
-        return on
+    An explicit ``explain`` wins over the record (it is the documented fix for records that cannot
+    be replayed, e.g. a tensor baseline); such records fail only when a metric re-explains.
+    """
     if explain is not None:
         def user(net: nn.Module, xb: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
             out = explain(net, xb)
@@ -280,4 +275,15 @@ def _explainer_on(record: Attribution | None, explain: Callable | None,
                                     f"{type(out).__name__}")
             return out.detach()
         return user
+    if record is not None:
+        targets = torch.tensor(record.target)
+        contrasts = None if record.contrast is None else torch.tensor(record.contrast)
+
+        def on(net: nn.Module, xb: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+            call = _record_call(record)  # raises here, not for metrics that never re-explain
+            r = rows.cpu()
+            return attribute(net, xb, targets[r].tolist(), batch_size=batch_size,
+                             contrast=None if contrasts is None else contrasts[r].tolist(),
+                             cancel=cancel, output=output, **call).values
+        return on
     return None

@@ -93,8 +93,12 @@ class Work:
             try:
                 step(i, j)
                 out_of_memory = False
-            except torch.cuda.OutOfMemoryError:
-                if chunk == 1 or self.batch_size is not None:
+            except torch.cuda.OutOfMemoryError as err:
+                if self.batch_size is not None:
+                    raise SaliencyError(f"out of GPU memory with batch_size={self.batch_size}; "
+                                        f"pass a smaller batch_size, or None to let the chunk "
+                                        f"size adapt") from err
+                if chunk == 1:
                     raise
                 out_of_memory = True
             if out_of_memory:  # outside the except block, so the traceback no longer pins memory

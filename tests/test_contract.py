@@ -522,7 +522,8 @@ def test_smoothgrad_base_params_are_checked_against_the_base():
     model, x = make_cnn(), make_x(2)
     attr = sw.attribute(model, x, method="smoothgrad", base="integrated_gradients", steps=3,
                         samples=2)
-    assert attr.params["steps"] == 3 and attr.params["base"] == "integrated_gradients"
+    assert attr.params["base_params"]["steps"] == 3
+    assert attr.params["base"] == "integrated_gradients" and attr.params["samples"] == 2
     with pytest.raises(sw.SaliencyError) as err:
         sw.attribute(model, x, method="smoothgrad", base="gradient", steps=3, samples=2)
     msg = str(err.value)
@@ -542,3 +543,27 @@ def test_smoothgrad_over_integrated_gradients_matches_noise_free_ig():
 def test_uncheckable_choice_param_rejected():
     with pytest.raises(sw.SaliencyError, match="rule"):
         sw.attribute(make_cnn(), make_x(1), method="integrated_gradients", rule="simpson")
+
+
+def test_smoothgrad_base_params_dict_resolves_a_name_shared_with_the_base():
+    model, x = make_cnn(), make_x(2)
+    attr = sw.attribute(model, x, method="smoothgrad", base="lime", samples=2,
+                        base_params={"samples": 40, "grid": 2})
+    assert attr.params["samples"] == 2, "SmoothGrad's own samples"
+    assert attr.params["base_params"]["samples"] == 40, "the base's samples"
+    assert attr.params["base_params"]["grid"] == 2
+    with pytest.raises(sw.SaliencyError, match="accepted parameters"):
+        sw.attribute(model, x, method="smoothgrad", base="lime", base_params={"steps": 3})
+
+
+@pytest.mark.parametrize("base, params", [("integrated_gradients", {"steps": 3,
+                                                                    "baseline": "uniform"}),
+                                          ("lime", {"base_params": {"samples": 24, "grid": 2}})])
+def test_smoothgrad_over_a_random_base_does_not_depend_on_the_chunk_size(base, params):
+    model, x = make_cnn(torch.float64), make_x(2, torch.float64)
+    norm = ((0.5,) * x.shape[1], (0.25,) * x.shape[1])
+    runs = [sw.attribute(model, x, method="smoothgrad", base=base, samples=3, seed=4,
+                         normalization=norm, batch_size=bs, **params).values
+            for bs in (1, 5, None)]
+    for other in runs[1:]:
+        torch.testing.assert_close(other, runs[0], rtol=0, atol=1e-10)

@@ -26,7 +26,11 @@ except ImportError:  # tests/ is not a package: pytest puts it on sys.path
     from models import (Lambda, bias_free_relu_cnn, fill_, gap_head_cnn, linear_model,
                         smooth_cnn)
 
-pytestmark = pytest.mark.filterwarnings("error::saliency_widgets.errors.SaliencyWarning")
+# Unexpected warnings are errors; guided backprop on a ReLU-free model rightly says it equals
+# the gradient (test_guided_backprop_without_relu_is_gradient asserts that warning).
+pytestmark = pytest.mark.filterwarnings(
+    "error::saliency_widgets.errors.SaliencyWarning",
+    "ignore:guided backpropagation saw no ReLU:saliency_widgets.errors.SaliencyWarning")
 
 F64 = torch.float64
 EPS = float(np.finfo(np.float64).eps)
@@ -490,7 +494,8 @@ def test_self_contrast_gives_exact_zeros(method):
 def test_guided_backprop_without_relu_is_gradient():
     model = smooth_cnn(c=3, k=3, seed=25)
     x = rand(2, 3, 5, 7, seed=26)
-    gb = sw.attribute(model, x, [0, 2], method="guided_backprop").values
+    with pytest.warns(sw.SaliencyWarning, match="no ReLU"):  # said, not silent
+        gb = sw.attribute(model, x, [0, 2], method="guided_backprop").values
     g = sw.attribute(model, x, [0, 2], method="gradient").values
     close(gb, g, atol=0.0)  # the same graph: bit-identical
     # negative control: with ReLUs they differ

@@ -24,11 +24,13 @@ except ImportError:  # tests/ is not a package: pytest puts it on sys.path
     from models import Lambda, bias_free_relu_cnn, fill_, smooth_cnn
 
 # Random inputs can leave every ReLU at a CAM layer dead for an example; the engine then warns
-# that the map is blank. That is expected here, so that warning is not an error.
+# that the map is blank. Guided backprop on the ReLU-free smooth nets warns that it equals the
+# gradient. Both are expected here, so those warnings are not errors.
 # (In a filterwarnings mark the last filter wins.)
 pytestmark = pytest.mark.filterwarnings(
     "error::saliency_widgets.errors.SaliencyWarning",
-    "ignore:.*map is blank:saliency_widgets.errors.SaliencyWarning")
+    "ignore:.*map is blank:saliency_widgets.errors.SaliencyWarning",
+    "ignore:guided backpropagation saw no ReLU:saliency_widgets.errors.SaliencyWarning")
 
 F64 = torch.float64
 K = 4  # classes of every test model

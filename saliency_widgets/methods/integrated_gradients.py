@@ -53,8 +53,10 @@ def integrated_gradients(ctx: Explainee, x: torch.Tensor, *, steps: int = 32,
     """Path integral of gradients from a baseline to the input, times (input − baseline)."""
     steps = positive_int("integrated_gradients", "steps", steps)
     alphas_np, weights_np = quadrature(rule, steps)
-    alphas = torch.as_tensor(alphas_np, dtype=x.dtype, device=x.device)
-    weights = torch.as_tensor(weights_np, dtype=x.dtype, device=x.device)
+    # Half-precision inputs: nodes, weights and the running sum stay in float32.
+    acc_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+    alphas = torch.as_tensor(alphas_np, dtype=acc_dtype, device=x.device)
+    weights = torch.as_tensor(weights_np, dtype=acc_dtype, device=x.device)
     base, resolved = resolve_baseline(baseline, x, ctx.normalization, ctx.generator,
                                       owner="integrated_gradients")
     ctx.resolve_param("baseline", resolved)
@@ -65,21 +67,21 @@ def integrated_gradients(ctx: Explainee, x: torch.Tensor, *, steps: int = 32,
     (f_base,) = over_batch(ctx, base.contiguous(), lambda b, rows: (ctx.scores(b, rows),),
                            kind="forward", report=False)
 
-    acc = torch.zeros_like(x)
+    acc = torch.zeros_like(x, dtype=acc_dtype)
 
     def step(i: int, j: int) -> None:
         items = range(i, j)
         ex = [t // steps for t in items]
         k = torch.tensor([t % steps for t in items], device=x.device)
         rows = torch.tensor(ex, device=x.device)
-        points = base[rows] + alphas[k].view(-1, 1, 1, 1) * diff[rows]
+        points = (base[rows] + alphas[k].view(-1, 1, 1, 1) * diff[rows]).to(x.dtype)
         _, g = ctx.input_grad(points, rows)
-        g = g * weights[k].view(-1, 1, 1, 1)
+        g = g.to(acc_dtype) * weights[k].view(-1, 1, 1, 1)
         for r, b in enumerate(ex):  # step order per example: results independent of chunking
             acc[b] += g[r]
 
     ctx.work.run(x.shape[0] * steps, step, item_numel=x[0].numel(), kind="backward")
-    attr = diff * acc
+    attr = diff.to(acc_dtype) * acc
     gap = attr.flatten(1).sum(1) - (f_x - f_base)
     ctx.note("completeness_gap", gap.detach())
     ctx.note("relative_completeness_gap",

@@ -29,8 +29,14 @@ AGGREGATIONS = ("mean", "square", "variance")
 @method(label="SmoothGrad", family="smoothing", output="input", stochastic=True,
         choices={"aggregation": AGGREGATIONS})
 def smoothgrad(ctx: Explainee, x: torch.Tensor, *, base: str = "gradient", samples: int = 25,
-               noise: float = 0.15, aggregation: str = "mean", **base_params: Any) -> torch.Tensor:
-    """Average (or square/variance) of a base method's maps over noisy copies of the input."""
+               noise: float = 0.15, aggregation: str = "mean", base_params: dict | None = None,
+               **more_base_params: Any) -> torch.Tensor:
+    """Average (or square/variance) of a base method's maps over noisy copies of the input.
+
+    The base's parameters are passed flat (``steps=16``) or, where a name is also one of
+    SmoothGrad's own (``samples``), in ``base_params={"samples": 256}``.
+    """
+    base_params = {**more_base_params, **(base_params or {})}
     spec = METHODS.get(base)
     if spec.name == "smoothgrad":
         raise SaliencyError("smoothgrad: base='smoothgrad' is not supported; pick another base")
@@ -40,7 +46,14 @@ def smoothgrad(ctx: Explainee, x: torch.Tensor, *, base: str = "gradient", sampl
     original_scores(ctx, x)  # resolve the targets from the clean input
     B = x.shape[0]
     sigma = noise * (x.flatten(1).amax(1) - x.flatten(1).amin(1))
-    group = max(1, ctx.work.chunk_size(x[0].numel(), "backward") // B)
+    # A base that draws random numbers itself (LIME, KernelSHAP, a uniform baseline) gets a
+    # private generator per noise sample, run one sample at a time, so its draws never depend
+    # on how samples are grouped into chunks.
+    own_rng = spec.stochastic or base_params.get("baseline") == "uniform"
+    seeds = torch.randint(0, 2**62, (samples + 1,), generator=ctx.generator,
+                          device=ctx.generator.device).tolist()
+    noise_rng = torch.Generator(device=x.device).manual_seed(seeds[0])
+    group = 1 if own_rng else max(1, ctx.work.chunk_size(x[0].numel(), "backward") // B)
     groups = -(-samples // group)
     mean = m2 = sq = None
     seen = 0
@@ -48,11 +61,13 @@ def smoothgrad(ctx: Explainee, x: torch.Tensor, *, base: str = "gradient", sampl
         n = min(group, samples - gi * group)
         # One draw per sample, shared by every example (each scaled by its own σ), so an
         # example's noise does not depend on its position in the batch or on the batch size.
-        eps = torch.stack([torch.randn((1, *x.shape[1:]), generator=ctx.generator,
+        eps = torch.stack([torch.randn((1, *x.shape[1:]), generator=noise_rng,
                                        device=x.device, dtype=x.dtype) for _ in range(n)])
         noisy = (x[None] + eps * sigma.view(1, B, 1, 1, 1)).reshape(n * B, *x.shape[1:])
         rows = torch.arange(B, device=x.device).repeat(n)
         sub = ctx.with_rows(rows)
+        if own_rng:
+            sub.generator = torch.Generator(device=x.device).manual_seed(seeds[1 + gi])
         with ctx.work.scope(gi, groups):
             values = spec.fn(sub, noisy, **base_params)
         if ctx._layer is None:  # record the base's layer once (and do not resolve it again)
@@ -67,6 +82,8 @@ def smoothgrad(ctx: Explainee, x: torch.Tensor, *, base: str = "gradient", sampl
             mean += delta / seen
             m2 += delta * (v - mean)
             sq += v * v
+    if sub.resolved:  # e.g. the base's automatic window or baseline
+        ctx.resolve_param("base_params", {**base_params, **sub.resolved})
     if aggregation == "mean":
         return mean
     if aggregation == "square":

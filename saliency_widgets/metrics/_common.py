@@ -76,6 +76,14 @@ def warn_nan(metric: str, where: torch.Tensor, why: str) -> None:
                       SaliencyWarning, stacklevel=4)
 
 
+def record_generator(mc: MetricContext, x: torch.Tensor) -> torch.Generator | None:
+    """The generator that rebuilds the record's own random baseline (``uniform``): seeded with
+    the record's seed, as in the call that made the map (baselines are drawn first)."""
+    if mc.record is None:
+        return mc.explainee.generator
+    return torch.Generator(device=x.device).manual_seed(mc.record.seed)
+
+
 def noise_scale(x: torch.Tensor, fraction: float) -> torch.Tensor:
     """``(B, 1, 1, 1)``: ``fraction`` of each example's value range (the glossary's ``noise``)."""
     flat = x.flatten(1)

@@ -10,8 +10,9 @@ from __future__ import annotations
 import torch
 
 from ..baselines import resolve_baseline
+from ..errors import SaliencyError
 from ..registry import metric
-from ._common import MetricContext, Scored, scores_of, warn_nan
+from ._common import MetricContext, Scored, record_generator, scores_of, warn_nan
 
 _WITH_BASELINE = ("integrated_gradients",)
 
@@ -25,6 +26,9 @@ def completeness(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
     if baseline is None and record is not None:
         if record.method in _WITH_BASELINE:
             baseline = record.params.get("baseline")
+            if baseline == "tensor":  # the record keeps only the word, not the tensor
+                raise SaliencyError("completeness: the attribution used a tensor baseline, "
+                                    "which the record does not keep; pass baseline= that tensor")
         else:
             nan = torch.full((x.shape[0],), torch.nan, dtype=torch.float64)
             warn_nan("completeness", torch.ones_like(nan, dtype=torch.bool),
@@ -36,7 +40,9 @@ def completeness(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
         warn_nan("completeness", torch.ones_like(nan, dtype=torch.bool),
                  "a plain tensor has no baseline: pass baseline= the one the map was made with")
         return Scored(nan)
-    base, resolved = resolve_baseline(baseline, x, ctx.normalization, ctx.generator,
+    from_record = record is not None and baseline == record.params.get("baseline")
+    generator = record_generator(mc, x) if from_record else ctx.generator
+    base, resolved = resolve_baseline(baseline, x, ctx.normalization, generator,
                                       owner="completeness")
     mc.extras["baseline"] = resolved
     base = base.expand_as(x)

@@ -19,7 +19,8 @@ import torch
 from ..baselines import resolve_baseline
 from ..errors import SaliencyError
 from ..registry import metric
-from ._common import MetricContext, Scored, draws, noise_scale, on_input, scores_of
+from ._common import (MetricContext, Scored, draws, noise_scale, on_input, record_generator,
+                      scores_of)
 
 PERTURBATIONS = ("gaussian", "baseline")
 
@@ -42,7 +43,12 @@ def infidelity(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
     elif perturbation == "baseline":
         if baseline is None and mc.record is not None and "baseline" in mc.record.params:
             baseline = mc.record.params["baseline"]  # the baseline the map was made with
-        base, resolved = resolve_baseline(baseline, x, ctx.normalization, ctx.generator,
+            if baseline == "tensor":  # the record keeps only the word, not the tensor
+                raise SaliencyError("infidelity: the attribution used a tensor baseline, which "
+                                    "the record does not keep; pass baseline= that tensor")
+        from_record = mc.record is not None and baseline == mc.record.params.get("baseline")
+        generator = record_generator(mc, x) if from_record else ctx.generator
+        base, resolved = resolve_baseline(baseline, x, ctx.normalization, generator,
                                           owner="infidelity")
         mc.extras["baseline"] = resolved
         pert = (x - base)[None]

@@ -51,6 +51,12 @@ def select_output(out: Any, selector: OutputSelector) -> torch.Tensor:
     return out
 
 
+def warn_no_relu() -> None:
+    warnings.warn("guided backpropagation saw no ReLU call in the forward pass (a model without "
+                  "ReLUs, or TorchScript, whose calls cannot be intercepted), so it equals the "
+                  "plain gradient", SaliencyWarning, stacklevel=4)
+
+
 class Explainee:
     """Our copy of the model, the objective, and the call's work settings."""
 
@@ -107,8 +113,10 @@ class Explainee:
                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(scores (n,), d score / d input (n, C, H, W))``; ``guided`` uses guided ReLUs."""
         xb = xb.detach().requires_grad_(True)
-        with torch.enable_grad(), guided_relus(guided):
+        with torch.enable_grad(), guided_relus(guided) as mode:
             s = self._scores(self.logits(xb), rows, original)
+        if mode is not None and mode.calls == 0:
+            warn_no_relu()
         (g,) = torch.autograd.grad(s.sum(), xb)
         return s.detach(), g
 
@@ -139,6 +147,8 @@ class Explainee:
         if cap.output is None:
             raise SaliencyError(f"layer {layer.name!r} did not run in the forward pass; choose a "
                                 f"layer the model uses")
+        if mode is not None and mode.calls == 0:
+            warn_no_relu()
         relus_after = mode is not None and mode.calls > cap.relu_calls_at_capture
         wrt = [cap.output, xb] if with_input_grad else [cap.output]
         grads = torch.autograd.grad(s.sum(), wrt, allow_unused=True)

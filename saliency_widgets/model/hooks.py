@@ -6,7 +6,7 @@ All hooks go on *our* structural copy of the model (see ``copy.py``), never on t
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
 import torch
@@ -85,13 +85,12 @@ class LayerCapture:
     output: torch.Tensor | None = None
     calls: int = 0
     relu_calls_at_capture: int = 0
-    mode_ref: GuidedReLUMode | None = field(default=None, repr=False)
 
 
 @contextmanager
 def capture_layer(layer: nn.Module, mode: str, name: str,
                   guided: GuidedReLUMode | None = None) -> Iterator[LayerCapture]:
-    cap = LayerCapture(mode=mode, mode_ref=guided)
+    cap = LayerCapture(mode=mode)
 
     def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
         if not isinstance(output, torch.Tensor):
