@@ -96,6 +96,11 @@ def test_p1_batch_invariance(method, data):
     """Example i of a batch gets the map it gets alone (float64, atol 1e-10)."""
     x = data.draw(inputs(st.tuples(st.integers(2, 3), st.sampled_from([1, 3]),
                                    st.integers(4, 11), st.integers(4, 11))))
+    # A constant image makes every max-pool window an exact tie, and a batched convolution
+    # rounds differently from a single one (4e-16 seen), which flips the pooled argmax and so
+    # the backward route: a property of the model, not of the method. A small strictly
+    # increasing ramp removes exact ties.
+    x = x + 1e-3 * torch.arange(x.numel(), dtype=x.dtype).reshape(x.shape) / x.numel()
     t = data.draw(targets(x.shape[0]))
     model = bias_free_relu_cnn(c=x.shape[1], k=K, bias=True, seed=data.draw(seeds))
     # SmoothGrad's noise is drawn for the whole batch at once, so only noise=0 is comparable.
