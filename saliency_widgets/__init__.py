@@ -10,6 +10,7 @@ from .errors import Cancelled, SaliencyError, SaliencyWarning
 from .reduce import reduce_channels
 from .validation import ValidationTable, validate
 from .widget import SaliencyWidget, show
+from . import demo  # noqa: E402  (sw.demo: the built-in data set and models)
 
 __all__ = ["Attribution", "Cancelled", "MetricResult", "SaliencyError", "SaliencyWarning",
            "SaliencyWidget", "ValidationTable", "attribute", "evaluate", "list_methods",
