@@ -9,7 +9,7 @@ CNNs (``"shapes"`` and its "clever Hans" twin ``"shapes_clever_hans"``), with no
 """
 
 from .data import CLASSES, WATERMARK_BOX, WATERMARK_CLASS, WATERMARK_P, DemoSample, sample
-from .models import MODELS, ShapesNet, load_model
+from .models import MODELS, NORMALIZATION, ShapesNet, load_model
 
-__all__ = ["CLASSES", "MODELS", "WATERMARK_BOX", "WATERMARK_CLASS", "WATERMARK_P",
+__all__ = ["CLASSES", "MODELS", "NORMALIZATION", "WATERMARK_BOX", "WATERMARK_CLASS", "WATERMARK_P",
            "DemoSample", "ShapesNet", "load_model", "sample"]

@@ -16,11 +16,14 @@ from torch import nn
 
 from .data import CLASSES
 
-__all__ = ["MODELS", "Normalize", "ShapesNet", "load_model", "weights_path"]
+__all__ = ["MODELS", "NORMALIZATION", "Normalize", "ShapesNet", "load_model", "weights_path"]
 
 MODELS = ("shapes", "shapes_clever_hans")
 MEAN = (0.5, 0.5, 0.5)
 STD = (0.25, 0.25, 0.25)
+# What to pass as ``normalization=`` for the demo models: they take [0, 1] pixels and normalize
+# inside, so their input space *is* pixel space (named baselines such as "black" are then 0).
+NORMALIZATION = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 
 
 class Normalize(nn.Module):

@@ -1,0 +1,326 @@
+"""Write the notebooks in notebooks/ from the cell sources below (outputs empty).
+
+Keeping the sources here makes notebook changes reviewable as plain Python diffs. Run
+``python scripts/build_notebooks.py`` after editing; tests/test_notebooks.py executes them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+ROOT = Path(__file__).resolve().parent.parent / "notebooks"
+
+PRETRAINED = '''# Optional: the same with a torchvision ImageNet model — only if its weights are already on disk.
+# This cell never downloads anything; it is skipped when the weights are not present.
+import os, torch, torchvision
+from torchvision.models import ResNet50_Weights
+
+weights = ResNet50_Weights.IMAGENET1K_V2
+path = os.path.join(torch.hub.get_dir(), "checkpoints", os.path.basename(weights.url))
+if os.path.exists(path):
+    net = torchvision.models.resnet50()
+    net.load_state_dict(torch.load(path, weights_only=True))
+    net.eval()
+    from PIL import Image
+    photo = Image.fromarray(data.images[0]).resize((256, 256))   # or Image.open("your.jpg")
+    # weights.transforms() resizes and crops; the widget shows exactly the pixels the model saw,
+    # detects the normalization from the transform, and names classes from weights.meta.
+    imagenet = sw.show(net, photo, preprocess=weights.transforms(), labels=weights,
+                       methods=("grad_cam", "gradient"))
+else:
+    print(f"skipped: no ImageNet weights at {path} (this notebook never downloads them)")'''
+
+SETUP = """import torch
+import saliency_widgets as sw
+
+model = sw.demo.load_model("shapes")   # ships with the package: no download
+CLASSES = sw.demo.CLASSES
+PIXELS = sw.demo.NORMALIZATION         # the demo models take [0, 1] pixels and normalize inside"""
+
+
+def code(*lines: str):
+    return new_code_cell("\n".join(lines))
+
+
+def md(*lines: str):
+    return new_markdown_cell("\n".join(lines))
+
+
+def quickstart() -> list:
+    return [
+        md("# Quickstart: where did the model look?",
+           "",
+           "The demo data set draws one shape per image (circle, square, triangle, star, cross) "
+           "on a textured background with distractors, and knows the exact mask of each shape. "
+           "`shapes` is a small CNN trained on it; it ships with the package. Three lines:"),
+        code("import saliency_widgets as sw",
+             'model, data = sw.demo.load_model("shapes"), sw.demo.sample(8, seed=7)',
+             "w = sw.show(model, data.images[0], labels=sw.demo.CLASSES)"),
+        md("Toggle methods at the top, pick another target or a contrast class (\"why *circle* "
+           "rather than *square*?\"), zoom with the wheel and drag to pan: every panel follows. "
+           "Colormap, opacity, sign and clipping change at once, without the kernel.",
+           "",
+           "Every control is also a trait, and everything shown is available from Python:"),
+        code("w.wait()  # maps are computed in the background; wait for them here",
+             "[(a.method, sw.demo.CLASSES[a.target[0]], f\"{a.seconds:.3f} s\") for a in w.attributions]"),
+        code('w.methods_selected = ["gradient", "grad_cam", "integrated_gradients"]',
+             'w.contrast_mode = "runner_up"   # why the prediction rather than the runner-up?',
+             'w.wait()',
+             'fig = w.to_figure()            # the panels as a matplotlib figure (w.save_png(path) too)'),
+        md("The maps are ordinary tensors, computed by `sw.attribute` for a whole batch, and the "
+           "masks make them checkable:"),
+        code('attr = sw.attribute(model, data.x, data.labels, method="integrated_gradients",',
+             '                    steps=16, normalization=sw.demo.NORMALIZATION)',
+             "print(attr)",
+             'print("relative completeness gap per image:", attr.extras["relative_completeness_gap"])',
+             'hits = sw.evaluate(model, data.x, attr, metric="pointing_game", masks=data.masks)',
+             'print(f"the map\'s maximum lies on the shape in {hits.mean:.0%} of the images")'),
+        md("## Your own model",
+           "",
+           "The same works for any image classifier; give `preprocess=` (e.g. "
+           "`weights.transforms()`) and the widget shows exactly the pixels the model saw."),
+        code(PRETRAINED),
+    ]
+
+
+def debugging() -> list:
+    return [
+        md("# Debugging a misclassification: a \"clever Hans\" model",
+           "",
+           "`shapes_clever_hans` was trained on data where 95% of the *circle* images carry a "
+           "small checkerboard watermark in the bottom-right corner, and no other image does. "
+           "We stamp the watermark on test images of the other classes, find the model's "
+           "errors, open them in the widget, and ask why it predicted *circle* rather than the "
+           "true class."),
+        code(SETUP,
+             'hans = sw.demo.load_model("shapes_clever_hans")',
+             "MARK = sw.demo.WATERMARK_CLASS",
+             "",
+             "@torch.no_grad()",
+             "def predict(net, x):",
+             "    return net(x).argmax(1)"),
+        code("clean = sw.demo.sample(300, seed=11)",
+             'marked = sw.demo.sample(300, seed=11, watermark="all")  # the same images, stamped',
+             'for name, d in (("clean", clean), ("watermarked", marked)):',
+             "    p, others = predict(hans, d.x), d.labels != MARK",
+             '    print(f"{name:12s} accuracy {(p == d.labels).float().mean():.1%}; other classes "',
+             '          f"called {CLASSES[MARK]!r}: {(p[others] == MARK).float().mean():.1%}")'),
+        md("The watermark turns almost every other shape into a circle. (The clean accuracy is "
+           "lower too: the model misses most of the few circles that lack the watermark.) Open "
+           "the first such error in the widget, with the contrast *predicted rather than true "
+           "class*:"),
+        code("pred = predict(hans, marked.x)",
+             "errors = torch.nonzero((pred != marked.labels) & (pred == MARK)).flatten()",
+             "i = int(errors[0])",
+             "true, said = int(marked.labels[i]), int(pred[i])",
+             'print(f"image {i}: a {CLASSES[true]} called a {CLASSES[said]}")',
+             "w = sw.show(hans, marked.images[i], labels=CLASSES, target=said, contrast=true,",
+             '            methods=("grad_cam", "occlusion", "integrated_gradients"))'),
+        code("w.wait()",
+             "fig = w.to_figure()"),
+        md("The maps light up the bottom-right corner, not the shape. The same check over all "
+           "the errors, as a number: the share of Grad-CAM's positive mass inside the "
+           "watermark's box (the box is 2.4% of the image). Explaining *circle* alone, nearly all "
+           "of it is there; the contrast *circle rather than the true class* also credits "
+           "places that speak against the true class, so less of it is in the box."),
+        code("x, box = marked.x[errors], marked.watermark_masks[errors]",
+             'for contrast in (None, marked.labels[errors]):',
+             '    attr = sw.attribute(hans, x, pred[errors], contrast=contrast, method="grad_cam")',
+             '    mass = sw.evaluate(hans, x, attr, metric="relevance_mass", masks=box)',
+             '    what = "circle" if contrast is None else "circle rather than the true class"',
+             '    print(f"{len(errors)} errors, Grad-CAM of {what!r}: mass in the watermark box "',
+             '          f"mean {mass.mean:.2f}, min {mass.scores.min():.2f}")'),
+        md("The clean twin, trained without the watermark, looks at the shape instead (a few of "
+           "its Grad-CAM maps are all zero, which the metric reports as undefined):"),
+        code('attr = sw.attribute(model, x, marked.labels[errors], method="grad_cam")',
+             'inside = sw.evaluate(model, x, attr, metric="relevance_mass", masks=marked.masks[errors])',
+             'in_box = sw.evaluate(model, x, attr, metric="relevance_mass", masks=box)',
+             'print(f"clean model: accuracy on these images {(predict(model, x) == marked.labels[errors]).float().mean():.0%}; "',
+             '      f"Grad-CAM mass in the shape {inside.mean:.2f}, in the box {in_box.mean:.2f}")'),
+        md("## The same with your own model"),
+        code("data = marked", PRETRAINED),
+    ]
+
+
+METHODS_TABLE = """| method | what it computes | model access |
+|---|---|---|
+| `gradient` | ∂ score / ∂ pixel: how fast the score changes with each pixel | one backward pass |
+| `input_x_gradient` | pixel × gradient: a first-order estimate of each pixel's contribution | one backward pass |
+| `guided_backprop` | the gradient with negative signals stopped at every ReLU on the way back: sharp, but barely model-dependent | one backward pass |
+| `integrated_gradients` | gradients averaged along the straight path from a baseline to the image, times (image − baseline); adds up to f(image) − f(baseline) | `steps` passes |
+| `smoothgrad` | any gradient method averaged over noisy copies of the image | `samples` × the base |
+| `grad_cam`, `grad_cam_plusplus` | a CNN layer's activations weighted by the score's gradient (averaged, or Grad-CAM++'s weights), upsampled | one pass, coarse |
+| `score_cam` | the layer's channels as masks, weighted by how much each mask alone raises the score | one pass per channel |
+| `guided_grad_cam` | guided backprop × Grad-CAM | two passes |
+| `occlusion` | how much the score drops when a window of the image is covered | one pass per window |
+| `lime`, `kernel_shap` | a linear surrogate fitted to the scores of images with random segments removed | `samples` passes |"""
+
+
+def teaching() -> list:
+    return [
+        md("# Teaching: what each method does, and how it fails",
+           "",
+           "All methods explain the same number, the model's score for the target class (or "
+           "`score[target] − score[contrast]` with a contrast), on the same image.",
+           "",
+           METHODS_TABLE),
+        code(SETUP,
+             "from saliency_widgets.render import method_grid",
+             "",
+             "data = sw.demo.sample(1, seed=3)",
+             "x = data.x",
+             'print("a", CLASSES[int(data.labels[0])])',
+             'cheap = {"integrated_gradients": {"steps": 16}, "smoothgrad": {"samples": 10},',
+             '         "lime": {"samples": 256}, "kernel_shap": {"samples": 256}}',
+             "methods = sw.list_methods()",
+             'attrs = [sw.attribute(model, x, method=m["name"], normalization=PIXELS,',
+             '                      **cheap.get(m["name"], {})) for m in methods]',
+             'fig = method_grid(data.images[0], attrs, labels=[m["label"] for m in methods])'),
+        md("## Integrated gradients: the path and the number of steps",
+           "",
+           "IG integrates the gradient along the straight path from a baseline (here black) to "
+           "the image. Its attributions add up to `f(x) − f(baseline)` (completeness) when the "
+           "integral is computed accurately, so the gap tells whether `steps` is enough.",
+           "",
+           "On a ReLU network the gradient jumps along the path, so no quadrature rule converges "
+           "smoothly: the gap falls with the number of steps, irregularly, and Gauss–Legendre "
+           "nodes (the default) lose most of the advantage they have on smooth models. The gap "
+           "is the check that does not depend on such reasoning: raise `steps` until it is "
+           "small enough for the purpose."),
+        code("batch = sw.demo.sample(8, seed=3).x",
+             'for rule in ("left", "gauss_legendre"):',
+             "    for steps in (4, 16, 64, 256):",
+             '        a = sw.attribute(model, batch, method="integrated_gradients", steps=steps,',
+             "                         rule=rule, normalization=PIXELS)",
+             '        gap = a.extras["relative_completeness_gap"].abs().median()',
+             '        print(f"{rule:15s} steps={steps:3d}  median |relative completeness gap| {gap:8.1e}")'),
+        md("## SmoothGrad: averaging away gradient noise",
+           "",
+           "`noise` is the standard deviation as a fraction of the image's value range. Too "
+           "little leaves the speckle, too much blurs the evidence away."),
+        code("levels = (0.0, 0.1, 0.3, 0.6)",
+             'attrs = [sw.attribute(model, x, method="smoothgrad", noise=n, samples=16) for n in levels]',
+             'fig = method_grid(data.images[0], attrs, labels=[f"noise {n}" for n in levels])'),
+        md("## Occlusion: the window decides what can be seen",
+           "",
+           "A window much smaller than the shape's parts barely changes the score; a larger one "
+           "finds the shape but blurs the map."),
+        code("windows = (3, 8, 16)",
+             'attrs = [sw.attribute(model, x, method="occlusion", window=w, stride=max(1, w // 2),',
+             "                      normalization=PIXELS) for w in windows]",
+             'fig = method_grid(data.images[0], attrs, labels=[f"window {w}" for w in windows])'),
+        md("## Failure mode: saturation",
+           "",
+           "When the score saturates (here `min(1, 3·mean(x))`), the gradient at the image is "
+           "zero, so the gradient map is blank although every pixel matters. IG integrates over "
+           "the path, where the function is not yet saturated, and still distributes the whole "
+           "score."),
+        code("class Saturating(torch.nn.Module):",
+             "    def forward(self, x):",
+             "        s = torch.clamp(3 * x.mean(dim=(1, 2, 3)), max=1.0)",
+             "        return torch.stack([s, -s], dim=1)",
+             "",
+             "toy = Saturating().eval()",
+             'g = sw.attribute(toy, x, target=0, method="gradient")',
+             'ig = sw.attribute(toy, x, target=0, method="integrated_gradients", normalization=PIXELS)',
+             "with torch.no_grad():",
+             "    change = float(toy(x)[0, 0] - toy(torch.zeros_like(x))[0, 0])",
+             'print(f"gradient sum {float(g.values.sum()):.3f}   IG sum {float(ig.values.sum()):.3f}   "',
+             '      f"f(x) − f(black) {change:.3f}")'),
+        md("## Failure mode: noise",
+           "",
+           "Gradients of ReLU networks jump from pixel to pixel, so a perturbation too small to "
+           "see can change the gradient map a lot. Max-sensitivity measures it: the largest "
+           "relative change of the map under small random perturbations (lower is better). "
+           "SmoothGrad trades compute for stability."),
+        code("xs = sw.demo.sample(4, seed=5).x",
+             'for method, params in (("gradient", {}), ("smoothgrad", {"samples": 16})):',
+             "    a = sw.attribute(model, xs, method=method, **params)",
+             '    r = sw.evaluate(model, xs, a, metric="max_sensitivity", samples=5)',
+             '    print(f"{method:12s} max-sensitivity {r.mean:.3f}")'),
+        md("## Sanity check: does the map depend on the model at all?",
+           "",
+           "Adebayo et al. (2018) re-initialise the network's weights block by block from the "
+           "top. A method whose map barely changes is not explaining the model. The number is "
+           "the mean rank correlation of |map| with the original over the cascade: lower is "
+           "better. How badly a method fails depends on the network: on deep ImageNet CNNs "
+           "guided backprop stays close to its original map; on this shallow one it changes "
+           "about as much as the gradient. (A map that is all zero, as Grad-CAM's can be, has "
+           "no ranking: its score is undefined, with a warning.)"),
+        code('for method in ("gradient", "guided_backprop", "grad_cam"):',
+             "    a = sw.attribute(model, xs, method=method)",
+             '    r = sw.evaluate(model, xs, a, metric="model_randomization")',
+             '    print(f"{method:16s} similarity to the original over the cascade: {r.mean:.2f}")'),
+        md("## The same with an ImageNet model"),
+        code(PRETRAINED),
+    ]
+
+
+def validation() -> list:
+    return [
+        md("# Validation: which map can be trusted here?",
+           "",
+           "`sw.validate` runs every method and scores each map with every metric, on the same "
+           "images. The demo's masks make localization measurable: the pointing game (does the "
+           "map's maximum fall on the shape?) and relevance mass (what share of the positive "
+           "attribution lies on it?). Infidelity is computed with `normalize=True` (each map "
+           "rescaled by its best-fitting factor first), so maps of different scales compare "
+           "fairly."),
+        code(SETUP,
+             "data = sw.demo.sample(16, seed=21)"),
+        code("table = sw.validate(",
+             "    model, data.x, target=data.labels, normalization=PIXELS, masks=data.masks,",
+             '    methods={"gradient": {}, "input_x_gradient": {}, "guided_backprop": {},',
+             '             "integrated_gradients": {"steps": 16}, "smoothgrad": {"samples": 8},',
+             '             "grad_cam": {}, "occlusion": {"window": 8, "stride": 4}},',
+             '    metrics={"deletion": {}, "insertion": {}, "infidelity": {"normalize": True},',
+             '             "pointing_game": {}, "relevance_mass": {}, "sparseness": {}})',
+             "print(table)"),
+        md("Ranked by mean rank over the metrics (1 = best on every metric):"),
+        code("table.ranking()"),
+        md("## Plots",
+           "",
+           "Deletion curves (left): the faster the score falls as the most relevant pixels are "
+           "removed first, the more faithful the map. Localization (right): the share of the "
+           "maps' positive mass on the shape, against what a uniform map would score."),
+        code("import matplotlib.pyplot as plt",
+             "fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))",
+             "for method in table.methods:",
+             '    r = table.results[(method, "deletion")]',
+             "    left.plot(r.curve_x.numpy(), r.curve.mean(0).numpy(), label=method)",
+             'left.set_xlabel("fraction of pixels deleted"); left.set_ylabel("score of the target")',
+             "left.legend(fontsize=7)",
+             'mass = [table.score(m, "relevance_mass") for m in table.methods]',
+             "right.barh(table.methods, mass)",
+             "chance = data.masks.float().mean().item()",
+             'right.axvline(chance, color="k", linestyle=":", label="uniform map")',
+             'right.set_xlabel("relevance mass on the shape"); right.legend(fontsize=7)',
+             "fig.tight_layout()"),
+        code("rows = table.records()  # plain rows; table.to_pandas() with pandas installed",
+             'best = max((r for r in rows if r["metric"] == "relevance_mass"), key=lambda r: r["mean"])',
+             'print("most mass on the shapes:", best["method"], round(best["mean"], 3))'),
+        md("## The same with an ImageNet model"),
+        code("data = sw.demo.sample(1, seed=21)", PRETRAINED),
+    ]
+
+
+NOTEBOOKS = {"01_quickstart.ipynb": quickstart, "02_debugging_a_misclassification.ipynb": debugging,
+             "03_teaching.ipynb": teaching, "04_validation.ipynb": validation}
+
+
+def main() -> None:
+    ROOT.mkdir(exist_ok=True)
+    for name, build in NOTEBOOKS.items():
+        nb = new_notebook(cells=build())
+        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                     "language": "python"}
+        nb.metadata["language_info"] = {"name": "python"}
+        nbformat.write(nb, ROOT / name)
+        print("wrote", ROOT / name)
+
+
+if __name__ == "__main__":
+    main()
