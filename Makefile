@@ -1,13 +1,16 @@
 # The README's commands. Each sets everything up on a fresh machine first.
-#   make demo   set up, then explain an image with every method and write out/methods.png
+#   make demo   set up (with JupyterLab), explain demo images with every method (a table and
+#               out/methods.png), then open JupyterLab on the quickstart notebook.
+#               HEADLESS=1: open no browser (servers); IP=, PORT= where to listen.
 #   make test   set up (with the test extras), then run every test
 #   make bench  set up, then compare speed with Captum / pytorch-grad-cam and the floor
+#   make screenshot  refresh docs/img/widget_demo.png (the README's) from the browser test
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup setup-test demo test bench clean chromium js-test
+.PHONY: setup setup-lab setup-test demo test bench clean chromium js-test widget-js screenshot
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,11 +27,36 @@ $(VENV)/.test: pyproject.toml constraints.txt $(VENV)/.core
 	$(PIP) -e ".[test]"
 	touch $@
 
+$(VENV)/.lab: pyproject.toml constraints.txt $(VENV)/.core
+	$(PIP) -e ".[lab]"
+	touch $@
+
 setup: $(VENV)/.core
+setup-lab: $(VENV)/.lab
 setup-test: $(VENV)/.test
 
-demo: setup
+# The widget's JavaScript bundle (pip install -e . builds it too when npm is found; this makes
+# sure, and rebuilds after edits to js/src).
+widget-js: saliency_widgets/static/widget.js
+saliency_widgets/static/widget.js: js/package.json js/package-lock.json $(shell find js/src -type f)
+	cd js && npm ci --no-audit --no-fund && npm run build
+
+NOTEBOOK ?= notebooks/01_quickstart.ipynb
+IP ?= 127.0.0.1
+PORT ?= 8888
+LAB_FLAGS = --ip=$(IP) --port=$(PORT) $(if $(HEADLESS),--no-browser) \
+            $(if $(filter 0,$(shell id -u)),--allow-root)
+
+demo: setup-lab widget-js
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) scripts/demo_grid.py --out out/methods.png
+	@echo "Starting JupyterLab on $(NOTEBOOK): open the URL it prints below (with its token)."
+	@echo "Stop it with Ctrl-C (twice)."
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/$(NOTEBOOK) $(LAB_FLAGS)
+
+# The README's screenshot: the quickstart widget as the browser test drew it.
+screenshot: setup-test chromium widget-js
+	SW_E2E_REQUIRED=1 $(PY) -m pytest -q tests/e2e/test_demo_notebook.py
+	mkdir -p docs/img && cp out/e2e/demo_widget.png docs/img/widget_demo.png
 
 # The widget's browser tests drive Debian's chromium with Playwright (no browser download).
 CHROMIUM ?= /usr/bin/chromium

@@ -194,3 +194,38 @@ class NotebookPage:
         self.page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
         self.page.wait_for_function(
             "() => !window.jupyterapp.shell.currentWidget.context.model.dirty", timeout=60_000)
+
+
+# --- the widget on the page ---------------------------------------------------------------
+
+ROOT = ".saliency-widget"
+
+
+def panel_canvas(method: str) -> str:
+    return f"{ROOT} [data-testid=panel][data-method={method}] canvas"
+
+
+JS_SNAPSHOT = """([sel, name]) => {
+  const c = document.querySelector(sel);
+  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+  (window.__snaps = window.__snaps || {})[name] = d.slice();
+  const colours = new Set();
+  for (let i = 0; i < d.length; i += 4 * 7) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
+  return {w: c.width, h: c.height, colours: colours.size, drawn: c.dataset.drawn || null};
+}"""
+
+JS_DIFF = """([a, b]) => {
+  const x = window.__snaps[a], y = window.__snaps[b];
+  if (!x || !y || x.length !== y.length) return -1;
+  let n = 0; for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) n++;
+  return n;
+}"""
+
+
+def wait_drawn(page, method: str, not_id: str | None = None, timeout: float = 120_000) -> str:
+    """Wait until the method's canvas shows a computed map (other than ``not_id``)."""
+    page.wait_for_function(
+        """([sel, old]) => { const c = document.querySelector(sel);
+             return !!c && !!c.dataset.drawn && c.dataset.drawn !== old; }""",
+        arg=[panel_canvas(method), not_id], timeout=timeout, polling=50)
+    return page.locator(panel_canvas(method)).get_attribute("data-drawn")

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from lab_harness import NotebookPage, notebook
+from lab_harness import (JS_DIFF, JS_SNAPSHOT, ROOT, NotebookPage, notebook, panel_canvas,
+                         wait_drawn)
 
 pytestmark = pytest.mark.e2e
 
@@ -46,29 +47,6 @@ print("TOP", TOP)
 OPEN = 'w = sw.show(model, image, labels=labels, methods=("grad_cam",), mean=MEAN, std=STD)'
 STATE = "state()"
 
-ROOT = ".saliency-widget"
-
-
-def panel_canvas(method: str) -> str:
-    return f"{ROOT} [data-testid=panel][data-method={method}] canvas"
-
-
-JS_SNAPSHOT = """([sel, name]) => {
-  const c = document.querySelector(sel);
-  const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
-  (window.__snaps = window.__snaps || {})[name] = d.slice();
-  const colours = new Set();
-  for (let i = 0; i < d.length; i += 4 * 7) colours.add((d[i] << 16) | (d[i + 1] << 8) | d[i + 2]);
-  return {w: c.width, h: c.height, colours: colours.size, drawn: c.dataset.drawn || null};
-}"""
-
-JS_DIFF = """([a, b]) => {
-  const x = window.__snaps[a], y = window.__snaps[b];
-  if (!x || !y || x.length !== y.length) return -1;
-  let n = 0; for (let i = 0; i < x.length; i++) if (x[i] !== y[i]) n++;
-  return n;
-}"""
-
 JS_TOGGLE_TO_PIXELS = """async (method) => {
   const root = document.querySelector('.saliency-widget');
   const button = root.querySelector(`[data-testid=method-toggle][data-method=${method}]`);
@@ -87,15 +65,6 @@ JS_TOGGLE_TO_PIXELS = """async (method) => {
 
 JS_VIEWS = f"""() => Array.from(document.querySelectorAll('{ROOT} [data-testid=panel] canvas.sw-canvas'))
   .map(c => [c.closest('[data-testid=panel]').dataset.method, c.dataset.zoom, c.dataset.cx, c.dataset.cy])"""
-
-
-def wait_drawn(page, method: str, not_id: str | None = None, timeout: float = 120_000) -> str:
-    """Wait until the method's canvas shows a computed map (other than ``not_id``)."""
-    page.wait_for_function(
-        """([sel, old]) => { const c = document.querySelector(sel);
-             return !!c && !!c.dataset.drawn && c.dataset.drawn !== old; }""",
-        arg=[panel_canvas(method), not_id], timeout=timeout, polling=50)
-    return page.locator(panel_canvas(method)).get_attribute("data-drawn")
 
 
 @pytest.fixture(scope="module")
