@@ -43,6 +43,7 @@ import torch.nn.functional as F  # noqa: E402
 import torchvision  # noqa: E402
 
 import saliency_widgets as sw  # noqa: E402
+from _common import fmt_s, log, sync  # noqa: E402
 from saliency_widgets.work import auto_chunk  # noqa: E402
 
 METHODS = ["gradient", "input_x_gradient", "guided_backprop", "integrated_gradients",
@@ -60,29 +61,6 @@ CALIB_PASSES = 3     # interleaved passes of the floor calibration
 # ------------------------------------------------------------------------------------------
 # small utilities
 # ------------------------------------------------------------------------------------------
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def fmt_s(v: float | None) -> str:
-    if v is None or math.isnan(v):
-        return "-"
-    if v >= 100:
-        return f"{v:.0f}"
-    if v >= 10:
-        return f"{v:.1f}"
-    if v >= 1:
-        return f"{v:.2f}"
-    if v >= 0.01:
-        return f"{v:.3f}"
-    return f"{v * 1e3:.2f}ms"
-
 
 def fmt_ratio(v: float | None) -> str:
     return "-" if v is None or math.isnan(v) else f"{v:.2f}×"

@@ -39,30 +39,12 @@ import torch.nn.functional as F
 import torchvision
 
 import saliency_widgets as sw
+from _common import fmt_s, log, sync  # noqa: E402
 
 EXPLANATIONS = ("gradient", "grad_cam")
 NORMALIZATION = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 CAPTUM_PEER = {"infidelity": "captum.metrics.infidelity",
                "max_sensitivity": "captum.metrics.sensitivity_max"}
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def fmt_s(v: float | None) -> str:
-    if v is None or math.isnan(v):
-        return "-"
-    if v >= 10:
-        return f"{v:.1f}"
-    if v >= 0.1:
-        return f"{v:.2f}"
-    return f"{v * 1000:.1f} ms"
 
 
 def fmt_ratio(a: float | None, b: float | None) -> str:
