@@ -149,12 +149,12 @@ METHODS_TABLE = """| method | what it computes | model access |
 |---|---|---|
 | `gradient` | ∂ score / ∂ pixel: how fast the score changes with each pixel | one backward pass |
 | `input_x_gradient` | pixel × gradient: a first-order estimate of each pixel's contribution | one backward pass |
-| `guided_backprop` | the gradient with negative signals stopped at every ReLU on the way back: sharp, but barely model-dependent | one backward pass |
+| `guided_backprop` | the gradient with negative signals also stopped at every ReLU on the way back: sharp, edge-like maps | one backward pass |
 | `integrated_gradients` | gradients averaged along the straight path from a baseline to the image, times (image − baseline); adds up to f(image) − f(baseline) | `steps` passes |
 | `smoothgrad` | any gradient method averaged over noisy copies of the image | `samples` × the base |
 | `grad_cam`, `grad_cam_plusplus` | a CNN layer's activations weighted by the score's gradient (averaged, or Grad-CAM++'s weights), upsampled | one pass, coarse |
 | `score_cam` | the layer's channels as masks, weighted by how much each mask alone raises the score | one pass per channel |
-| `guided_grad_cam` | guided backprop × Grad-CAM | two passes |
+| `guided_grad_cam` | guided backprop × Grad-CAM: Grad-CAM's place, guided backprop's detail | one or two passes |
 | `occlusion` | how much the score drops when a window of the image is covered | one pass per window |
 | `lime`, `kernel_shap` | a linear surrogate fitted to the scores of images with random segments removed | `samples` passes |"""
 
