@@ -8,8 +8,9 @@ CNNs (``"shapes"`` and its "clever Hans" twin ``"shapes_clever_hans"``), with no
 >>> sw.evaluate(model, data.x, attr, metric="pointing_game", masks=data.masks)  # doctest: +SKIP
 """
 
-from .data import CLASSES, WATERMARK_BOX, WATERMARK_CLASS, WATERMARK_P, DemoSample, sample
+from .data import (CLASSES, WATERMARK_BOX, WATERMARK_CLASS, WATERMARK_P, DemoSample, sample,
+                   watermark_box)
 from .models import MODELS, NORMALIZATION, ShapesNet, load_model
 
 __all__ = ["CLASSES", "MODELS", "NORMALIZATION", "WATERMARK_BOX", "WATERMARK_CLASS", "WATERMARK_P",
-           "DemoSample", "ShapesNet", "load_model", "sample"]
+           "DemoSample", "ShapesNet", "load_model", "sample", "watermark_box"]

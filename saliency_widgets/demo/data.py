@@ -9,7 +9,8 @@ mask, so ``masks`` is exactly the set of object pixels (no anti-aliasing); distr
 some channel, more than the texture and the noise can bridge.
 
 The "clever Hans" watermark is a fixed 10×10 black-and-white checkerboard (2 px cells) stamped
-at ``WATERMARK_BOX``, flush with the bottom-right corner (2.4% of a 64×64 image). Objects never
+at ``WATERMARK_BOX``, flush with the bottom-right corner (2.4% of a 64×64 image; 10×10 px at
+every size: ``sample(...).watermark_box`` or ``watermark_box(size)`` give its place). Objects never
 overlap that box (in every image, stamped or not), so stamping never covers an object pixel.
 ``watermark=``:
 
@@ -20,8 +21,9 @@ overlap that box (in every image, stamped or not), so stamping never covers an o
 
 Deterministic: the same ``(n, seed, watermark, size)`` gives identical arrays (numpy's PCG64
 streams are stable; a different numpy build may round its float functions differently in the
-last bit, which could move a boundary pixel). Images are made in whole chunks of 256 seeded by
-``(seed, chunk)``, so the first ``m`` images of ``sample(n, seed)`` are ``sample(m, seed)``.
+last bit, which could move a boundary pixel). Images are made in whole chunks seeded by
+``(seed, chunk)`` (256 images up to 64×64, fewer for larger sizes, so memory stays about the
+same), so the first ``m`` images of ``sample(n, seed)`` are ``sample(m, seed)``.
 The training script draws its seeds from 10**6 up; use smaller seeds for held-out samples.
 
 Speed (vectorised numpy, 64×64): about 3 000 images per second on one CPU core, 2 000 when
@@ -37,14 +39,15 @@ import numpy as np
 import torch
 
 __all__ = ["CLASSES", "WATERMARK_CLASS", "WATERMARK_BOX", "WATERMARK_P", "DemoSample",
-           "sample", "watermark_box"]
+           "chunk_length", "sample", "watermark_box"]
 
 CLASSES = ("circle", "square", "triangle", "star", "cross")
 WATERMARK_CLASS = CLASSES.index("circle")
 WATERMARK_P = 0.95
 WATERMARK_BOX = (54, 54, 64, 64)  # (top, left, bottom, right), end-exclusive, at 64×64
 _MARK = 10  # watermark side, px
-_CHUNK = 256
+_CHUNK = 256  # images per chunk up to 64×64
+_MIN_SIZE = 40  # below it the 10 px watermark box leaves objects no room to avoid it
 _MIN_CONTRAST = 0.4
 _WATERMARK_MODES = (False, "train", "all")
 
@@ -83,6 +86,12 @@ class DemoSample:
         return box.expand(len(self), -1, -1).clone()
 
 
+def chunk_length(size: int) -> int:
+    """Images per chunk: 256 up to 64×64, then fewer (at least 16) so a chunk's memory stays
+    about that of 256 images at 64×64 (tens of MB)."""
+    return max(16, min(_CHUNK, _CHUNK * 64 * 64 // (size * size)))
+
+
 def watermark_box(size: int = 64) -> tuple[int, int, int, int]:
     """The watermark's box ``(top, left, bottom, right)`` for ``size``×``size`` images."""
     return (size - _MARK, size - _MARK, size, size)
@@ -104,11 +113,13 @@ def sample(n: int, seed: int = 0, watermark: Any = False, *, size: int = 64,
     if not any(watermark is w or (isinstance(w, str) and watermark == w)
                for w in _WATERMARK_MODES):
         raise ValueError(f"watermark must be False, 'train' or 'all', got {watermark!r}")
-    if isinstance(size, bool) or not isinstance(size, int) or size < 32:
-        raise ValueError(f"size must be an int ≥ 32, got {size!r}")
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < _MIN_SIZE:
+        raise ValueError(f"size must be an int ≥ {_MIN_SIZE}, got {size!r}")
+    size = int(size)
     # every chunk is drawn whole (so a prefix is the smaller sample), the last one cut to size
-    chunks = [[part[:n - i] for part in _chunk(_CHUNK, int(seed), i // _CHUNK, watermark, size,
-                                               _parts)] for i in range(0, n, _CHUNK)]
+    per = chunk_length(size)
+    chunks = [[part[:n - i] for part in _chunk(per, int(seed), i // per, watermark, size, _parts)]
+              for i in range(0, n, per)]
     if not chunks:
         chunks = [[part[:0] for part in _chunk(1, int(seed), 0, watermark, size, _parts)]]
     planar, labels, masks, marked = (np.concatenate(parts) for parts in zip(*chunks))

@@ -105,18 +105,17 @@ def object_masks(rng: np.random.Generator, labels: np.ndarray, size: int,
                  box: tuple[int, int, int, int]) -> np.ndarray:
     """Exact object masks ``(n, size, size)``: one shape per image, radius 9–18 px at 64 px.
 
-    The shape's disc never touches ``box`` (its centre is mirrored left–right if it would), so
-    the watermark never covers an object pixel.
+    The shape's disc never touches ``box`` (its centre is mirrored left–right, and then
+    top–bottom, if it would), so the watermark never covers an object pixel.
     """
     n = labels.shape[0]
     s = size / 64
     radius = rng.uniform(9 * s, 18 * s, n).astype(np.float32)
     cy, cx = (rng.uniform(radius + 1, size - 2 - radius).astype(np.float32) for _ in "yx")
     theta = rng.uniform(0, _TAU, n).astype(np.float32)
-    t, l, b, r = box
-    gap = np.hypot(np.maximum(0, np.maximum(l - 1 - cx, cx - r)),
-                   np.maximum(0, np.maximum(t - 1 - cy, cy - b)))
-    cx = np.where(gap <= radius + 1, size - 1 - cx, cx)
+    # mirrored left–right, and if that is not enough (small images) also top–bottom
+    cx = np.where(_near_box(cy, cx, radius, box), size - 1 - cx, cx)
+    cy = np.where(_near_box(cy, cx, radius, box), size - 1 - cy, cy)
     ys, xs = _grid(size)
     dy, dx = ys - cy[:, None, None], xs - cx[:, None, None]
     cos, sin = np.cos(theta)[:, None, None], np.sin(theta)[:, None, None]
@@ -127,6 +126,15 @@ def object_masks(rng: np.random.Generator, labels: np.ndarray, size: int,
         rows = labels == label
         masks[rows] = _inside(int(label), u[rows], v[rows])
     return masks
+
+
+def _near_box(cy: np.ndarray, cx: np.ndarray, radius: np.ndarray,
+              box: tuple[int, int, int, int]) -> np.ndarray:
+    """Whether each disc (with 1 px to spare) reaches the pixels of ``box``."""
+    t, l, b, r = box
+    gap = np.hypot(np.maximum(0, np.maximum(l - 1 - cx, cx - r)),
+                   np.maximum(0, np.maximum(t - 1 - cy, cy - b)))
+    return gap <= radius + 1
 
 
 def watermark_pattern(side: int = 10) -> np.ndarray:
