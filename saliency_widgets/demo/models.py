@@ -16,7 +16,8 @@ from torch import nn
 
 from .data import CLASSES
 
-__all__ = ["MODELS", "NORMALIZATION", "Normalize", "ShapesNet", "load_model", "weights_path"]
+__all__ = ["MODELS", "NORMALIZATION", "Normalize", "ShapesNet", "check_name", "load_model",
+           "weights_path"]
 
 MODELS = ("shapes", "shapes_clever_hans")
 MEAN = (0.5, 0.5, 0.5)
@@ -89,10 +90,16 @@ class ShapesNet(nn.Module):
         return self.head.maps(self.features(self.normalize(x)))
 
 
-def weights_path(name: str):
-    """The bundled weight file of model ``name`` (a ``Traversable`` inside the package)."""
+def check_name(name: str) -> str:
+    """``name`` if it is a demo model, else a ValueError that lists them."""
     if name not in MODELS:
         raise ValueError(f"unknown demo model {name!r}; choose one of {', '.join(MODELS)}")
+    return name
+
+
+def weights_path(name: str):
+    """The bundled weight file of model ``name`` (a ``Traversable`` inside the package)."""
+    check_name(name)
     return resources.files(__package__) / "weights" / f"{name}.pt"
 
 

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from .data import WATERMARK_CLASS, sample
-from .models import MODELS, ShapesNet
+from .models import MODELS, ShapesNet, check_name
 
 EVAL_SEED = 20_000
 # The seeds of the bundled weights. With seed 0 the clever Hans model learns the shortcut as
@@ -38,9 +39,15 @@ def train(name: str, *, epochs: int = 12, per_epoch: int = 4096, batch_size: int
 
     ``seed=None`` uses the bundled weights' seed (``SEEDS``); the defaults reproduce them.
     """
-    if name not in MODELS:
-        raise ValueError(f"unknown demo model {name!r}; choose one of {', '.join(MODELS)}")
+    check_name(name)
     seed = SEEDS[name] if seed is None else seed
+    # checked before training, so a bad value cannot lose a finished run
+    if seed < 0:
+        raise ValueError(f"seed must be ≥ 0 (training draws its images from seeds "
+                         f"10**6·(seed + 1) + epoch, above every held-out seed), got {seed}")
+    if n_eval < 1 or epochs < 1 or per_epoch < 1:
+        raise ValueError(f"epochs, per_epoch and n_eval must be ≥ 1, got {epochs}, "
+                         f"{per_epoch}, {n_eval}")
     threads_before = torch.get_num_threads()
     deterministic_before = torch.are_deterministic_algorithms_enabled()
     torch.set_num_threads(threads)
@@ -131,6 +138,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--eval", type=int, default=2000, help="held-out images to score")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        parser.error(f"--out: the folder {out.parent} does not exist")
     model, metrics = train(args.model, epochs=args.epochs, per_epoch=args.per_epoch,
                            seed=args.seed, threads=args.threads, n_eval=args.eval)
     torch.save(model.state_dict(), args.out)
