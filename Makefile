@@ -1,6 +1,7 @@
 # The README's commands. Each sets everything up on a fresh machine first.
 #   make demo   set up (with JupyterLab), explain demo images with every method (a table and
-#               out/methods.png), then open JupyterLab on the quickstart notebook.
+#               out/methods.png), then open JupyterLab on the quickstart notebook, in a
+#               working copy of notebooks/ under out/notebooks/ (the tracked ones stay clean).
 #               HEADLESS=1: open no browser (servers); IP=, PORT= where to listen.
 #   make test   set up (with the test extras), then run every test
 #   make bench  set up, then compare speed with Captum / pytorch-grad-cam and the floor
@@ -38,20 +39,27 @@ setup-test: $(VENV)/.test
 # The widget's JavaScript bundle (pip install -e . builds it too when npm is found; this makes
 # sure, and rebuilds after edits to js/src).
 widget-js: saliency_widgets/static/widget.js
-saliency_widgets/static/widget.js: js/package.json js/package-lock.json $(shell find js/src -type f)
+# (after the pip install, whose build step may run npm in js/ too)
+saliency_widgets/static/widget.js: js/package.json js/package-lock.json $(shell find js/src -type f) \
+                                   | $(VENV)/.core
 	cd js && npm ci --no-audit --no-fund && npm run build
 
-NOTEBOOK ?= notebooks/01_quickstart.ipynb
+# Lab saves outputs into the notebooks it runs, so it runs copies: notebooks missing from
+# out/notebooks/ are copied there, and existing copies (your edits) are kept.
+WORK := out/notebooks
+NOTEBOOK ?= 01_quickstart.ipynb
 IP ?= 127.0.0.1
 PORT ?= 8888
-LAB_FLAGS = --ip=$(IP) --port=$(PORT) $(if $(HEADLESS),--no-browser) \
+LAB_FLAGS = --ip=$(IP) --port=$(PORT) $(if $(filter 1 yes true,$(HEADLESS)),--no-browser) \
             $(if $(filter 0,$(shell id -u)),--allow-root)
 
 demo: setup-lab widget-js
 	OMP_NUM_THREADS=$${OMP_NUM_THREADS:-2} $(PY) scripts/demo_grid.py --out out/methods.png
-	@echo "Starting JupyterLab on $(NOTEBOOK): open the URL it prints below (with its token)."
+	@mkdir -p $(WORK) && for f in notebooks/*.ipynb; do \
+	  test -e "$(WORK)/$${f##*/}" || cp "$$f" $(WORK)/; done
+	@echo "Starting JupyterLab on $(WORK)/$(NOTEBOOK): open the URL it prints below (with its token)."
 	@echo "Stop it with Ctrl-C (twice)."
-	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/$(NOTEBOOK) $(LAB_FLAGS)
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=. --LabApp.default_url=/lab/tree/$(WORK)/$(NOTEBOOK) $(LAB_FLAGS)
 
 # The README's screenshot: the quickstart widget as the browser test drew it.
 screenshot: setup-test chromium widget-js
