@@ -33,7 +33,6 @@ def test_quickstart_shows_the_widget_on_the_demo_model(server, browser, out_dir)
 
     base, root, _ = server
     shutil.copy(QUICKSTART, root / "quickstart.ipynb")
-    scratch = len(json.loads(QUICKSTART.read_text())["cells"]) - 1  # overwritten, never saved
     # tall enough that the whole widget fits below its cell, for the screenshot
     context = browser.new_context(viewport={"width": 1280, "height": 1300})
     page = context.new_page()
