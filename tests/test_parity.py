@@ -280,6 +280,17 @@ RULES = [("gauss_legendre", "gausslegendre"), ("left", "riemann_left"),
          ("right", "riemann_right"), ("midpoint", "riemann_middle")]
 
 
+def _ig_rules_match_captum(model, x, *, steps, tol, where):
+    """Every quadrature rule of ours against Captum's same-named method, baseline 0."""
+    ig = IntegratedGradients(model)
+    for rule, captum_rule in RULES:
+        ours = sw.attribute(model, x, TARGETS, method="integrated_gradients", rule=rule,
+                            steps=steps, baseline=0.0).values
+        ref = ig.attribute(x.clone(), baselines=0.0, target=TARGETS, n_steps=steps,
+                           method=captum_rule)
+        assert_close(ours, ref, tol, f"IG rule={rule} vs Captum {captum_rule} on {where}")
+
+
 @pytest.mark.parametrize("arch", ["resnet", "vgg"])
 def test_integrated_gradients_matches_captum_float32(arch, request):
     """steps = 8, a power of two, so that every path point is bitwise the same in both libraries:
@@ -290,15 +301,7 @@ def test_integrated_gradients_matches_captum_float32(arch, request):
     resnet18: float32 noise, not a difference of method). The trapezoid is compared in float64."""
     model = request.getfixturevalue(arch)
     x = image(64)
-    steps = 8
-    ig = IntegratedGradients(model)
-    for rule, captum_rule in RULES:
-        ours = sw.attribute(model, x, TARGETS, method="integrated_gradients", rule=rule,
-                            steps=steps, baseline=0.0).values
-        ref = ig.attribute(x.clone(), baselines=0.0, target=TARGETS, n_steps=steps,
-                           method=captum_rule)
-        assert_close(ours, ref, TOL32, f"IG rule={rule} vs Captum {captum_rule} on {arch} "
-                                       f"(float32)")
+    _ig_rules_match_captum(model, x, steps=8, tol=TOL32, where=f"{arch} (float32)")
 
 
 def test_integrated_gradients_matches_captum_float64(vgg):
@@ -307,14 +310,8 @@ def test_integrated_gradients_matches_captum_float64(vgg):
     model = copy.deepcopy(vgg).double()
     x = image(64, dtype=torch.float64)
     steps = 7
+    _ig_rules_match_captum(model, x, steps=steps, tol=TOL64_CAPTUM_IG, where="vgg (float64)")
     ig = IntegratedGradients(model)
-    for rule, captum_rule in RULES:
-        ours = sw.attribute(model, x, TARGETS, method="integrated_gradients", rule=rule,
-                            steps=steps, baseline=0.0).values
-        ref = ig.attribute(x.clone(), baselines=0.0, target=TARGETS, n_steps=steps,
-                           method=captum_rule)
-        assert_close(ours, ref, TOL64_CAPTUM_IG,
-                     f"IG rule={rule} vs Captum {captum_rule} on vgg (float64)")
     ours = sw.attribute(model, x, TARGETS, method="integrated_gradients", rule="trapezoid",
                         steps=steps, baseline=0.0).values
     ref = ig.attribute(x.clone(), baselines=0.0, target=TARGETS, n_steps=steps,

@@ -229,3 +229,27 @@ def wait_drawn(page, method: str, not_id: str | None = None, timeout: float = 12
              return !!c && !!c.dataset.drawn && c.dataset.drawn !== old; }""",
         arg=[panel_canvas(method), not_id], timeout=timeout, polling=50)
     return page.locator(panel_canvas(method)).get_attribute("data-drawn")
+
+
+@contextlib.contextmanager
+def notebook_page(browser: Any, url: str, *, width: int = 1400, height: int = 1100,
+                  keep: Any = None) -> Iterator[NotebookPage]:
+    """A fresh browser context with the notebook at ``url`` open; yields its ``NotebookPage``.
+
+    ``page.errors`` collects the page's uncaught errors (only those ``keep(error)`` accepts, if
+    given). Afterwards the notebook's kernel is shut down and the context closed.
+    """
+    context = browser.new_context(viewport={"width": width, "height": height})
+    try:
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack or ''}")
+                if keep is None or keep(e) else None)
+        nb = NotebookPage(page, url)
+        nb.errors = errors
+        try:
+            yield nb
+        finally:
+            page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
+    finally:
+        context.close()

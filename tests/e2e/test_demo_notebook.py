@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_harness import JS_DIFF, JS_SNAPSHOT, ROOT, NotebookPage, panel_canvas, wait_drawn
+from lab_harness import JS_DIFF, JS_SNAPSHOT, ROOT, notebook_page, panel_canvas, wait_drawn
 
 pytestmark = pytest.mark.e2e
 
@@ -34,12 +34,9 @@ def test_quickstart_shows_the_widget_on_the_demo_model(server, browser, out_dir)
     base, root, _ = server
     shutil.copy(QUICKSTART, root / "quickstart.ipynb")
     # tall enough that the whole widget fits below its cell, for the screenshot
-    context = browser.new_context(viewport={"width": 1280, "height": 1300})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    nb = NotebookPage(page, f"{base}/lab/tree/quickstart.ipynb")
-    try:
+    with notebook_page(browser, f"{base}/lab/tree/quickstart.ipynb", width=1280,
+                       height=1300) as nb:
+        page = nb.page
         page.evaluate("() => window.jupyterapp.shell.collapseLeft()")  # the file browser
         nb.run(_first_code_cell(QUICKSTART))  # the three lines, unchanged
         wait_drawn(page, "gradient")
@@ -73,7 +70,4 @@ def test_quickstart_shows_the_widget_on_the_demo_model(server, browser, out_dir)
         widget.evaluate("el => el.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(300)  # let Lab's windowed notebook settle after the scroll
         widget.screenshot(path=str(out_dir / "demo_widget.png"))
-        assert not errors, errors
-    finally:
-        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
-        context.close()
+        assert not nb.errors, nb.errors

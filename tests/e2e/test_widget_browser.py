@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from lab_harness import (JS_DIFF, JS_SNAPSHOT, ROOT, NotebookPage, notebook, panel_canvas,
+from lab_harness import (JS_DIFF, JS_SNAPSHOT, ROOT, notebook, notebook_page, panel_canvas,
                          wait_drawn)
 
 pytestmark = pytest.mark.e2e
@@ -71,24 +71,17 @@ JS_VIEWS = f"""() => Array.from(document.querySelectorAll('{ROOT} [data-testid=p
 def lab(server, browser, out_dir):
     base, root, log = server
     (root / "widget.ipynb").write_text(json.dumps(notebook([SETUP, OPEN, STATE])))
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    nb = NotebookPage(page, f"{base}/lab/tree/widget.ipynb")
-    nb.errors = errors
-    nb.root_dir = root
-    out = nb.run(0)
-    assert "TOP" in out
-    nb.top = int(out.split()[-1])
-    from torchvision.models import ResNet18_Weights
+    with notebook_page(browser, f"{base}/lab/tree/widget.ipynb") as nb:
+        nb.root_dir = root
+        out = nb.run(0)
+        assert "TOP" in out
+        nb.top = int(out.split()[-1])
+        from torchvision.models import ResNet18_Weights
 
-    names = list(ResNet18_Weights.DEFAULT.meta["categories"])
-    names[nb.top] = '<img src=x onerror="window.__sw_xss = 1">'
-    nb.label = names.__getitem__
-    yield nb
-    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
-    context.close()
+        names = list(ResNet18_Weights.DEFAULT.meta["categories"])
+        names[nb.top] = '<img src=x onerror="window.__sw_xss = 1">'
+        nb.label = names.__getitem__
+        yield nb
 
 
 def test_opens_and_draws_the_canvas(lab, out_dir):
@@ -335,15 +328,11 @@ JS_ZOOM_FRAME_TIME = """async () => {
 def test_notebook7_with_a_1024_input(server, browser, out_dir):
     base, root, log = server
     (root / "nb7.ipynb").write_text(json.dumps(notebook([SETUP, NB7_OPEN, STATE])))
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    errors: list[str] = []
     # Notebook 7.6 itself logs page errors on load (e.g. "Command 'filebrowser:open-path' not
     # registered"); ours would come from the widget's module, which anywidget loads from a blob:
-    page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack}") if "blob:" in (e.stack or "")
-            or "saliency" in str(e) else None)
-    nb = NotebookPage(page, f"{base}/notebooks/nb7.ipynb")
-    try:
+    ours = lambda e: "blob:" in (e.stack or "") or "saliency" in str(e)  # noqa: E731
+    with notebook_page(browser, f"{base}/notebooks/nb7.ipynb", keep=ours) as nb:
+        page = nb.page
         nb.run(0)
         nb.run(1)
         wait_drawn(page, "gradient")
@@ -364,7 +353,4 @@ def test_notebook7_with_a_1024_input(server, browser, out_dir):
         (out_dir / "large_input_timings.json").write_text(json.dumps(result, indent=2))
         print("\n1024x1024 display timings:", json.dumps(result))
         page.screenshot(path=str(out_dir / "notebook7.png"), full_page=True)
-        assert not errors, errors
-    finally:
-        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.shutdown()")
-        context.close()
+        assert not nb.errors, nb.errors
