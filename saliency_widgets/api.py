@@ -11,12 +11,13 @@ from torch import nn
 
 from . import methods as _methods  # noqa: F401  (registers every method)
 from . import metrics as _metrics  # noqa: F401  (registers every metric)
-from ._types import Attribution, MetricResult
+from ._types import Attribution, MetricResult, Prediction
 from .baselines import parse_normalization
 from .errors import SaliencyError
 from .metrics._common import MetricContext
 from .model.copy import explainable, unwrap
-from .model.explainee import Explainee, OutputSelector
+from .model.explainee import Explainee, OutputSelector, select_output
+from .model.version import fingerprint as _fingerprint
 from .model.objective import Objective
 from .registry import METHODS, METRICS, Spec, unknown_param_message
 from .work import Work
@@ -60,6 +61,47 @@ def check_input(model: nn.Module, x: Any) -> None:
         if param.dtype.is_floating_point and param.dtype != x.dtype:
             raise SaliencyError(f"x is {x.dtype} but the model's parameters are {param.dtype}; "
                                 f"use x.to({param.dtype}) (or convert the model)")
+
+
+def predict(model: nn.Module, x: torch.Tensor, *, output: OutputSelector = None,
+            top_k: int = 5, batch_size: int | None = None) -> Prediction:
+    """Return the model's :class:`Prediction` for ``x``: logits, probabilities and the top ``k``.
+
+    The same input checks, output selection (``output=``) and model hygiene as
+    :func:`attribute`: the model runs as a structural copy in eval mode and is never modified.
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise SaliencyError(f"top_k must be a positive int, got {top_k!r}")
+    check_input(model, x)
+    work = Work(x.device, batch_size)
+    parts: list[torch.Tensor] = []
+
+    def step(i: int, j: int) -> None:
+        out = select_output(net(x[i:j]), output)
+        if out.dim() != 2 or out.shape[0] != j - i:
+            raise SaliencyError(f"the model must return (B, classes) logits; for a batch of "
+                                f"{j - i} it returned shape {tuple(out.shape)}. Select the "
+                                f"logits with output=, or flatten extra dimensions")
+        parts.append(out.detach())
+
+    with torch.no_grad(), explainable(model) as net:
+        work.run(x.shape[0], step, item_numel=x[0].numel(), kind="forward", report=False)
+    logits = torch.cat(parts).to("cpu", torch.float64)
+    if not bool(torch.isfinite(logits).all()):
+        raise SaliencyError("the model produced NaN or Inf logits for this input; check the "
+                            "input's scale and the model's weights")
+    probs = torch.softmax(logits, 1)
+    top = torch.topk(probs, min(top_k, probs.shape[1]), dim=1)
+    return Prediction(logits=logits, probs=probs, top_classes=top.indices, top_probs=top.values)
+
+
+def fingerprint(model: nn.Module) -> int:
+    """Return an int that changes when the model's weights change (cheap; about 1 µs a tensor).
+
+    Seen: parameters or buffers replaced or written in place by autograd-visible operations
+    (optimizer steps, ``load_state_dict``, ``copy_``). Not seen: writes through ``.data``.
+    """
+    return _fingerprint(model)
 
 
 def check_params(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
