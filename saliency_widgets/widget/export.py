@@ -35,7 +35,7 @@ def panels_figure(widget: "SaliencyWidget"):
     import matplotlib.pyplot as plt
 
     attributions = widget.attributions
-    titles = {p["method"]: p for p in widget.panels}
+    titles = {p.method: p.title for p in widget.panels}
     n = max(1, len(attributions))
     cols = min(n, 4)
     rows = math.ceil(n / cols)
@@ -55,7 +55,6 @@ def panels_figure(widget: "SaliencyWidget"):
         ax.imshow(image, interpolation="nearest")
         ax.imshow(shown, cmap=widget.colormap, vmin=lo, vmax=hi, alpha=widget.opacity,
                   interpolation="nearest")
-        panel = titles.get(attr.method, {})
-        ax.set_title(f"{panel.get('title', attr.method)}\n{attr.seconds:.2f} s", fontsize=9)
+        ax.set_title(f"{titles.get(attr.method, attr.method)}\n{attr.seconds:.2f} s", fontsize=9)
     fig.tight_layout()
     return fig
