@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 import saliency_widgets as sw
 from saliency_widgets.methods.blur_ig import blur_matrices
-from saliency_widgets.methods._regions import dilate
+from saliency_widgets.methods._regions import dilated_segments
 
 from models import linear_model, smooth_cnn
 
@@ -298,13 +298,17 @@ def test_xrai_felzenszwalb_is_batch_independent():
         assert torch.equal(alone.extras["ranks"][0], batch.extras["ranks"][i])
 
 
-def test_dilate_is_skimage_binary_dilation_by_a_disk():
+def test_dilated_segments_are_skimage_dilations_by_a_disk():
     morphology = pytest.importorskip("skimage.morphology")
     g = torch.Generator().manual_seed(25)
-    masks = torch.rand(4, 19, 23, generator=g) < 0.03
-    ours = dilate(masks, 5)
-    for m, d in zip(masks.numpy(), ours.numpy()):
-        assert np.array_equal(d, morphology.dilation(m, footprint=morphology.disk(5)))
+    coarse = torch.randint(3, 12, (2, 4, 5), generator=g)  # labels 3…11, some never used
+    labels = F.interpolate(coarse[:, None].float(), size=(19, 23), mode="nearest")[:, 0].long()
+    ours = dilated_segments(labels, 5)
+    ref = [morphology.dilation((lab == v).numpy(), footprint=morphology.disk(5))
+           for lab in labels for v in range(int(lab.min()), int(lab.max()) + 1)]
+    assert ours.shape[0] == len(ref)
+    for k, (d, r) in enumerate(zip(ours.numpy(), ref)):
+        assert np.array_equal(d, r), f"mask {k} differs from skimage's dilation"
 
 
 def test_xrai_without_scikit_image_says_how_to_install_it(monkeypatch):

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..errors import SaliencyError
 
@@ -48,37 +47,47 @@ def felzenszwalb_masks(owner: str, pixels: torch.Tensor) -> torch.Tensor:
         seg = resize(seg, (H, W), order=0, preserve_range=True, mode="constant",
                      anti_aliasing=False).astype(np.int64)
         labels.append(torch.from_numpy(seg))
-    lab = torch.stack(labels).to(pixels.device)
-    # one mask per label value, in scale order then label order (labels lost in the resize
-    # give empty masks, which the ranking drops)
-    masks = torch.cat([lab[s][None] == torch.arange(int(lab[s].min()), int(lab[s].max()) + 1,
-                                                    device=lab.device)[:, None, None]
-                       for s in range(len(SCALES))])
-    return dilate(masks, DILATION)
+    return dilated_segments(torch.stack(labels).to(pixels.device), DILATION)
 
 
-def dilate(masks: torch.Tensor, radius: int, chunk: int = 64) -> torch.Tensor:
-    """Binary dilation of ``(M, H, W)`` masks by a disk ``x² + y² ≤ radius²`` (outside: False)."""
-    r = torch.arange(-radius, radius + 1, device=masks.device)
-    disk = ((r[:, None] ** 2 + r[None, :] ** 2) <= radius * radius).float()[None, None]
-    out = torch.empty_like(masks)
-    for i in range(0, masks.shape[0], chunk):  # bounded memory: one chunk of float masks
-        m = masks[i:i + chunk, None].float()
-        out[i:i + chunk] = F.conv2d(m, disk, padding=radius)[:, 0] > 0.5
-    return out
+def dilated_segments(labels: torch.Tensor, radius: int) -> torch.Tensor:
+    """``(M, H, W)`` bool: every segment of each ``(S, H, W)`` label map, dilated by the disk
+    ``dy² + dx² ≤ radius²`` (outside the image counts as not in the segment).
+
+    One mask per label value from each map's minimum to its maximum, in map order (values that
+    no pixel holds give empty masks, which the ranking drops). A pixel is in a dilated segment
+    when some pixel of the disk around it is in the segment, so each map costs one scatter per
+    disk offset, whatever its number of segments.
+    """
+    S, H, W = labels.shape
+    r = torch.arange(-radius, radius + 1).tolist()
+    offsets = [(dy, dx) for dy in r for dx in r if dy * dy + dx * dx <= radius * radius]
+    dev = labels.device
+    pixel = torch.arange(H * W, device=dev).view(H, W)
+    out = []
+    for lab in labels:
+        lab = (lab - lab.min()).reshape(-1)
+        masks = torch.zeros((int(lab.max()) + 1) * H * W, dtype=torch.bool, device=dev)
+        for dy, dx in offsets:  # pixel p gets the label found at p + (dy, dx)
+            p = pixel[max(0, -dy):H - max(0, dy), max(0, -dx):W - max(0, dx)].reshape(-1)
+            masks.index_fill_(0, lab[p + (dy * W + dx)] * (H * W) + p, True)
+        out.append(masks.view(-1, H, W))
+    return torch.cat(out)
 
 
-def _sums(flat: torch.Tensor, a: torch.Tensor, idx: torch.Tensor,
-          budget: int = 1 << 24) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(M,)`` counts and sums of ``a`` of each mask over the pixels ``idx``, in pieces of
-    bounded memory."""
+def _sums(flat: torch.Tensor, a: torch.Tensor, idx: torch.Tensor | None = None,
+          budget: int = 1 << 22) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(M,)`` counts and sums of ``a`` of each mask over the pixels ``idx`` (None: all), in
+    pieces of at most ``budget`` mask values (bounded memory)."""
     count = torch.zeros(flat.shape[0], dtype=torch.long, device=a.device)
     total = torch.zeros(flat.shape[0], dtype=a.dtype, device=a.device)
+    n = a.numel() if idx is None else idx.numel()
     step = max(1, budget // max(1, flat.shape[0]))
-    for i in range(0, idx.numel(), step):
-        part = flat[:, idx[i:i + step]]
+    for i in range(0, n, step):
+        cols = slice(i, i + step) if idx is None else idx[i:i + step]
+        part = flat[:, cols]
         count += part.sum(1)
-        total += part.to(a.dtype) @ a[idx[i:i + step]]
+        total += part.to(a.dtype) @ a[cols]
     return count, total
 
 
@@ -92,7 +101,7 @@ def rank_regions(attr: torch.Tensor, masks: torch.Tensor, min_pixel_diff: int,
     H, W = attr.shape
     a = attr.reshape(-1)
     flat = masks.reshape(masks.shape[0], -1)
-    count, total = _sums(flat, a, torch.arange(a.numel(), device=a.device))
+    count, total = _sums(flat, a)
     alive = torch.ones(flat.shape[0], dtype=torch.bool, device=a.device)
     covered = torch.zeros_like(a, dtype=torch.bool)
     value = torch.zeros_like(a)
