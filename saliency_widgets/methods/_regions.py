@@ -59,7 +59,7 @@ def dilated_segments(labels: torch.Tensor, radius: int) -> torch.Tensor:
     when some pixel of the disk around it is in the segment, so each map costs one scatter per
     disk offset, whatever its number of segments.
     """
-    S, H, W = labels.shape
+    H, W = labels.shape[1:]
     r = torch.arange(-radius, radius + 1).tolist()
     offsets = [(dy, dx) for dy in r for dx in r if dy * dy + dx * dx <= radius * radius]
     dev = labels.device
