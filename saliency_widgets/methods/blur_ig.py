@@ -13,7 +13,8 @@ With ``normalization`` the blur acts on pixels (black outside the image), as whe
 the raw image; without it, on the input as given.
 
 Defaults: PAIR's 100 steps and ``grad_step`` 0.01; ``max_sigma`` PAIR's 50 px at 224 px, scaled
-with the longer side (so the end point is equally blurred at any size).
+with the longer side (so the end point is equally blurred at any size). PAIR's ``sqrt=True``
+spacing (σ_k = √(k·max_sigma/steps), which ends at √max_sigma) is not offered.
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ region ranks high when its pixels, per pixel, most favour the target over the co
 
 Baselines: ``None`` → black and white pixels with ``normalization`` (the paper's), else each
 image's minimum and maximum (PAIR's); or a list of baselines, each a name (``black``, ``white``,
-``min``, ``max`` or any IG baseline), a number or a tensor. PAIR's IG (25-step end-point sums,
-100 steps in XRAI) is replaced by ours: 32 Gauss-Legendre nodes by default.
+``min``, ``max`` or any IG baseline), a number or a tensor. PAIR's IG (equal weights on
+``steps`` points from the baseline to the input, both included; 100 in XRAI) is replaced by ours:
+32 Gauss-Legendre nodes by default. PAIR's approximate ``fast`` ranking is not offered.
 """
 
 from __future__ import annotations
