@@ -21,7 +21,17 @@ METHODS = [m["name"] for m in sw.list_methods()]
 SPECS = {m["name"]: m for m in sw.list_methods()}
 STOCHASTIC = {name for name, m in SPECS.items() if m["stochastic"]}
 
+def _xrai_regions(size: int = 16) -> torch.Tensor:
+    """Seven overlapping regions of a ``size × size`` image (quadrants, halves, a centre)."""
+    h, q = size // 2, size // 4
+    m = torch.zeros(7, size, size, dtype=torch.bool)
+    m[0, :h, :h] = m[1, :h, h:] = m[2, h:, :h] = m[3, h:, h:] = True
+    m[4, :, :h] = m[5, :, h:] = m[6, q:h + q, q:h + q] = True
+    return m
+
+
 # Cheap settings for the expensive methods; a method not listed runs with its defaults.
+# (XRAI's Felzenszwalb segmentation is checked in tests/test_pair_methods.py.)
 CHEAP = {
     "integrated_gradients": {"steps": 4},
     "smoothgrad": {"samples": 3},
@@ -29,6 +39,10 @@ CHEAP = {
     "score_cam": {},
     "lime": {"grid": 2, "samples": 16},
     "kernel_shap": {"grid": 2, "samples": 16},
+    "blur_ig": {"steps": 4},
+    "guided_ig": {"steps": 4},
+    "rise": {"samples": 24, "grid": 2},
+    "xrai": {"steps": 2, "segments": _xrai_regions()},
 }
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}

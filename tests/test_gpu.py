@@ -15,7 +15,8 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 CHEAP = {"integrated_gradients": {"steps": 8}, "smoothgrad": {"samples": 4},
-         "occlusion": {"window": 16, "stride": 16}}
+         "occlusion": {"window": 16, "stride": 16}, "blur_ig": {"steps": 8},
+         "guided_ig": {"steps": 8}, "rise": {"samples": 64}, "xrai": {"steps": 8}}
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +33,10 @@ def pair():
 
 
 STOCHASTIC = {m["name"] for m in sw.list_methods() if m["stochastic"]}
+# Guided IG's feature choice and XRAI's region order jump where float32 rounding reorders near-equal
+# gradients or gains, so on this float32 ReLU net only their shape and finiteness are compared
+# here; tests/test_pair_methods.py compares them on CUDA in float64.
+DISCONTINUOUS = {"guided_ig", "xrai"}
 RAW_GRADIENT = {"gradient", "input_x_gradient", "guided_backprop", "guided_grad_cam"}
 
 
@@ -43,7 +48,7 @@ def test_cuda_matches_cpu(pair, name):
     a = sw.attribute(cpu, x, target=[1, 2], method=name, **params)
     b = sw.attribute(gpu, x.cuda(), target=[1, 2], method=name, **params)
     assert b.values.device.type == "cuda" and b.values.shape == a.values.shape
-    if name in STOCHASTIC:  # draws come from the device's own generator: not comparable
+    if name in STOCHASTIC or name in DISCONTINUOUS:  # e.g. draws from the device's generator
         assert bool(torch.isfinite(b.values).all())
         return
     assert b.values.device.type == "cuda"
