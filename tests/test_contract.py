@@ -21,6 +21,7 @@ METHODS = [m["name"] for m in sw.list_methods()]
 SPECS = {m["name"]: m for m in sw.list_methods()}
 STOCHASTIC = {name for name, m in SPECS.items() if m["stochastic"]}
 
+REFERENCES = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(5))  # R=3, SIZE
 # Cheap settings for the expensive methods; a method not listed runs with its defaults.
 CHEAP = {
     "integrated_gradients": {"steps": 4},
@@ -29,6 +30,8 @@ CHEAP = {
     "score_cam": {},
     "lime": {"grid": 2, "samples": 16},
     "kernel_shap": {"grid": 2, "samples": 16},
+    # a reference set (R = 3) for the SHAP variants: the contract covers a set, not one baseline
+    "deeplift_shap": {"references": REFERENCES},
 }
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
