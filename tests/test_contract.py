@@ -32,6 +32,7 @@ CHEAP = {
     "kernel_shap": {"grid": 2, "samples": 16},
     # a reference set (R = 3) for the SHAP variants: the contract covers a set, not one baseline
     "deeplift_shap": {"references": REFERENCES},
+    "gradient_shap": {"samples": 4, "noise": 0.1, "references": REFERENCES},
 }
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
