@@ -6,4 +6,4 @@ Importing this package registers them all.
 from . import (gradient, grad_cam, grad_cam_plusplus, guided_backprop, guided_grad_cam,  # noqa: F401
                input_x_gradient, integrated_gradients, kernel_shap, lime, occlusion, score_cam,
                smoothgrad)
-from . import deconvolution, deeplift, deeplift_shap, gradient_shap  # noqa: F401
+from . import deconvolution, deeplift, deeplift_shap, gradient_shap, lrp  # noqa: F401
