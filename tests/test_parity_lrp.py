@@ -102,6 +102,8 @@ def zennit_composite(name: str, first: str | None, canonizer: type):
         if name == "epsilon_gamma_box":
             return EpsilonGammaBox(low=low, high=high, canonizers=[canonizer()])
         return LayerMapComposite(layer_map_base() + hidden[name], canonizers=[canonizer()])
+    if first == "same":
+        return LayerMapComposite(layer_map_base() + hidden[name], canonizers=[canonizer()])
     first_rule = {"flat": Flat(), "box": ZBox(low, high)}[first]
     return SpecialFirstLayerMapComposite(layer_map_base() + hidden[name], [(Linear, first_rule)],
                                          canonizers=[canonizer()])
@@ -144,8 +146,12 @@ def test_matches_zennit(model_name, composite):
 
 
 @pytest.mark.parametrize("composite,first", [("epsilon", "box"), ("alpha1_beta0", "flat"),
-                                             ("epsilon_gamma_box", "flat")])
+                                             ("epsilon_gamma_box", "flat"),
+                                             ("epsilon_gamma_box", "same"),
+                                             ("epsilon_plus_flat", "same")])
 def test_first_layer_override_matches_zennit(composite, first):
+    """Also the γ and z⁺ rules on the first layer, whose input has negative values (the other
+    layers see ReLU outputs, where the negative-input terms are skipped as exact zeros)."""
     model, x = vgg_like(), inputs()
     ref = zennit_lrp(model, x, TARGET, None,
                      zennit_composite(composite, first, SequentialMergeBatchNorm))
