@@ -36,6 +36,13 @@ def _halves(t: Tensor, n: int, what: str) -> tuple[Tensor, Tensor]:
     return t[:n], t[n:]
 
 
+def _pad(m: Tensor, z: Tensor) -> Tensor:
+    """The input rows' multipliers, zeros for the reference rows (nothing is asked of them)."""
+    out = torch.zeros_like(z)
+    out[: m.shape[0]] = m
+    return out
+
+
 def _work_dtype(t: Tensor) -> torch.dtype:
     return torch.float32 if t.dtype in (torch.float16, torch.bfloat16) else t.dtype
 
@@ -57,14 +64,16 @@ class _Rescale(torch.autograd.Function):
     def backward(ctx: Any, g: Tensor) -> tuple[Tensor, None, None, None]:  # type: ignore[override]
         z, y = ctx.saved_tensors
         n, acc = ctx.n, _work_dtype(z)
-        z1 = z[:n].detach().to(acc).requires_grad_(True)
-        g1 = g[:n].to(acc)
-        with torch.enable_grad():
-            (local,) = torch.autograd.grad(ctx.f(z1), z1, g1)
-        dz = z1.detach() - z[n:].to(acc)
-        dy = y[:n].to(acc) - y[n:].to(acc)
-        m = torch.where(dz.abs() < EPS, local, g1 * dy / dz)
-        return torch.cat([m.to(z.dtype), torch.zeros_like(z[n:])]), None, None, None
+        z1, g1 = z[:n].to(acc), g[:n].to(acc)
+        dz = z1 - z[n:].to(acc)
+        m = g1 * (y[:n].to(acc) - y[n:].to(acc)) / dz
+        small = dz.abs() < EPS
+        if bool(small.any()):  # equal inputs (e.g. pixels equal to the baseline): the gradient
+            z1 = z1.detach().requires_grad_(True)
+            with torch.enable_grad():
+                (local,) = torch.autograd.grad(ctx.f(z1), z1, g1)
+            m = torch.where(small, local, m)
+        return _pad(m.to(z.dtype), z), None, None, None
 
 
 class _MaxPool(torch.autograd.Function):
@@ -94,10 +103,13 @@ class _MaxPool(torch.autograd.Function):
             at_x, at_ref = torch.autograd.grad(
                 [y1, y2], [z1, z2], [g1 * (top - y2.detach()), g1 * (y1.detach() - top)],
                 retain_graph=True)
-            (local,) = torch.autograd.grad(y1, z1, g1)
-        dz = z1.detach() - z2.detach()
-        m = torch.where(dz.abs() < EPS, local, (at_x + at_ref) / dz)
-        return torch.cat([m.to(z.dtype), torch.zeros_like(z[n:])]), None, None, None
+            dz = z1.detach() - z2.detach()
+            m = (at_x + at_ref) / dz
+            small = dz.abs() < EPS
+            if bool(small.any()):
+                (local,) = torch.autograd.grad(y1, z1, g1)
+                m = torch.where(small, local, m)
+        return _pad(m.to(z.dtype), z), None, None, None
 
 
 class DeepLiftMode(TorchFunctionMode):
