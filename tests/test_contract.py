@@ -30,6 +30,8 @@ def _xrai_regions(size: int = 16) -> torch.Tensor:
     return m
 
 
+REFERENCES = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(5))  # R=3, SIZE
+
 # Cheap settings for the expensive methods; a method not listed runs with its defaults.
 # (XRAI's Felzenszwalb segmentation is checked in tests/test_pair_methods.py.)
 CHEAP = {
@@ -43,6 +45,9 @@ CHEAP = {
     "guided_ig": {"steps": 4},
     "rise": {"samples": 24, "grid": 2},
     "xrai": {"steps": 2, "segments": _xrai_regions()},
+    # a reference set (R = 3) for the SHAP variants: the contract covers a set, not one baseline
+    "deeplift_shap": {"references": REFERENCES},
+    "gradient_shap": {"samples": 4, "noise": 0.1, "references": REFERENCES},
 }
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}

@@ -7,3 +7,4 @@ from . import (gradient, grad_cam, grad_cam_plusplus, guided_backprop, guided_gr
                input_x_gradient, integrated_gradients, kernel_shap, lime, occlusion, score_cam,
                smoothgrad)
 from . import blur_ig, guided_ig, rise, xrai  # noqa: F401
+from . import deconvolution, deeplift, deeplift_shap, gradient_shap, lrp  # noqa: F401

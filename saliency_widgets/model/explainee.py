@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..errors import SaliencyError, SaliencyWarning
 from ..work import Work
@@ -119,6 +120,47 @@ class Explainee:
             warn_no_relu()
         (g,) = torch.autograd.grad(s.sum(), xb)
         return s.detach(), g
+
+    def input_grad_under(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
+                         mode: TorchFunctionMode, reference: torch.Tensor | None = None,
+                         relevance: bool = False, original: bool = False
+                         ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """``(scores (n,), reference scores (n,) or None, input "gradient" (n, C, H, W))`` with
+        the backward pass rewritten by ``mode`` (LRP rules, DeepLIFT multipliers, deconvnet).
+
+        ``reference`` rows run in the same forward pass right after ``xb`` (DeepLIFT compares
+        each row with its reference); they are scored but not differentiated. ``relevance=True``
+        starts the backward pass from ``logits ⊙ ∂score/∂logits`` (LRP: the score split over
+        the logits, so relevance sums to the score) instead of ``∂score/∂logits``.
+        """
+        if isinstance(self.model, torch.jit.ScriptModule):
+            raise SaliencyError("this method rewrites the backward pass of each call inside the "
+                                "model, which TorchScript hides; pass the eager model")
+        n = xb.shape[0]
+        xb = xb.detach().requires_grad_(True)
+        batch = xb if reference is None else torch.cat([xb, reference.detach().to(xb.dtype)])
+        with torch.enable_grad():
+            with mode:
+                logits = self.logits(batch)
+            s = self._scores(logits[:n], rows, original)
+            ref_s = None
+            if reference is not None:
+                with torch.no_grad():
+                    ref_s = self.objective.score(
+                        logits[n:], torch.arange(n, device=xb.device) if rows is None else rows)
+            if relevance:
+                # ∂score/∂logits on a detached copy: ±1 at target/contrast, so a self-contrast
+                # starts from exact zeros and every rule keeps them zero.
+                held = logits.detach()[:n].requires_grad_(True)
+                (w,) = torch.autograd.grad(self.objective.score(
+                    held, torch.arange(n, device=xb.device) if rows is None else rows).sum(),
+                    held)
+                start = torch.zeros_like(logits)
+                start[:n] = held.detach() * w
+                (g,) = torch.autograd.grad(logits, xb, start)
+            else:
+                (g,) = torch.autograd.grad(s.sum(), xb)
+        return s.detach(), ref_s, g
 
     def layer(self, probe_input: torch.Tensor) -> ResolvedLayer:
         """The resolved layer (probing the model once with ``probe_input[:1]`` if needed)."""

@@ -32,6 +32,19 @@ class _GuidedReLU(torch.autograd.Function):
         return grad.clamp(min=0) * (x > 0).to(grad.dtype)
 
 
+class _DeconvReLU(torch.autograd.Function):
+    """ReLU whose backward passes the positive part of the gradient, wherever the input was
+    (Zeiler & Fergus 2014, arXiv:1311.2901: the deconvnet rectifies the backward signal)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return grad.clamp(min=0)
+
+
 _RELUS = frozenset({F.relu, F.relu_, torch.relu, torch.relu_,
                     torch.Tensor.relu, torch.Tensor.relu_})
 
@@ -47,6 +60,8 @@ class GuidedReLUMode(TorchFunctionMode):
     ``nn.ReLU(inplace=True)`` callers do.
     """
 
+    relu: Any = _GuidedReLU
+
     def __init__(self) -> None:
         super().__init__()
         self.calls = 0
@@ -55,8 +70,15 @@ class GuidedReLUMode(TorchFunctionMode):
                            kwargs: dict | None = None) -> Any:
         if func in _RELUS:
             self.calls += 1
-            return _GuidedReLU.apply(args[0])
+            return self.relu.apply(args[0])
         return func(*args, **(kwargs or {}))
+
+
+class DeconvReLUMode(GuidedReLUMode):
+    """Routes every ReLU call to the deconvnet ReLU (backward: the gradient's positive part),
+    with the same call interception, thread-locality and in-place handling as guided ReLUs."""
+
+    relu = _DeconvReLU
 
 
 @contextmanager
