@@ -4,10 +4,11 @@
 position by position, so shallow layers give fine maps. Raw scale for one layer.
 
 Several layers (``layer=["layer3", "layer4"]``, Python only) come from one forward and one
-backward pass and are fused on a common scale: ``fusion="max"`` follows the paper (Eq. 9) and
-TorchCAM, ``tanh(γ · M_l / max|M_l|)`` per layer, resized to the largest layer grid, element-wise
-maximum; ``fusion="mean"`` follows pytorch-grad-cam, the mean of the per-layer maps min-max scaled
-to [0, 1] and resized to the input. A map that is all zero stays zero.
+backward pass and fused on a common scale, each layer's map ``M_l`` first min-max scaled to
+[0, 1] on its own grid (0 where constant): ``fusion="max"`` scales shallow and deep layers alike
+with ``tanh(γ·M_l)`` (the paper's fusion, as TorchCAM implements it), resizes them to the largest
+layer grid and takes the element-wise maximum; ``fusion="mean"`` (pytorch-grad-cam) resizes them
+to the input and averages them. A self-contrast gives zeros.
 """
 
 from __future__ import annotations
@@ -29,15 +30,13 @@ def _scaled(m: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor
 def fuse(cams: list[torch.Tensor], fusion: str, gamma: float,
          size: tuple[int, int]) -> torch.Tensor:
     """One ``(n, 1, H, W)`` map from per-layer ``(n, 1, h_l, w_l)`` maps."""
+    minmax = [_scaled(c, c.amin((2, 3), keepdim=True), c.amax((2, 3), keepdim=True))
+              for c in cams]
     if fusion == "mean":
-        minmax = [_scaled(c, c.amin((2, 3), keepdim=True), c.amax((2, 3), keepdim=True))
-                  for c in cams]
         return torch.stack([upsample(c, size) for c in minmax]).mean(0)
     grid = (max(c.shape[2] for c in cams), max(c.shape[3] for c in cams))
-    zero = torch.zeros_like(cams[0][:, :, :1, :1])
-    scaled = [torch.tanh(gamma * _scaled(c, zero, c.abs().amax((2, 3), keepdim=True)))
-              for c in cams]
-    return upsample(torch.stack([upsample(c, grid) for c in scaled]).amax(0), size)
+    scaled = [upsample(torch.tanh(gamma * c), grid) for c in minmax]
+    return upsample(torch.stack(scaled).amax(0), size)
 
 
 @method(label="LayerCAM", family="cam", output="map", uses_layer=True,
