@@ -33,6 +33,10 @@ def _check(mha: nn.MultiheadAttention, name: str) -> None:
         raise SaliencyError(f"attention {name!r} adds key/value bias tokens (add_bias_kv or "
                             f"add_zero_attn); attention maps over image tokens are undefined "
                             f"for it")
+    if not mha._qkv_same_embed_dim:
+        raise SaliencyError(f"attention {name!r} has key/value sizes (kdim={mha.kdim}, "
+                            f"vdim={mha.vdim}) other than its embedding size {mha.embed_dim}, "
+                            f"so it cannot be self-attention over image tokens")
 
 
 def _explicit_forward(mha: nn.MultiheadAttention, name: str, store: list[torch.Tensor]
@@ -52,13 +56,8 @@ def _explicit_forward(mha: nn.MultiheadAttention, name: str, store: list[torch.T
         n, T, E = x.shape
         heads = mha.num_heads
         d = E // heads
-        if mha._qkv_same_embed_dim:
-            qkv = F.linear(x, mha.in_proj_weight, mha.in_proj_bias)
-        else:
-            bias = mha.in_proj_bias
-            qkv = torch.cat([F.linear(x, w, None if bias is None else bias[i * E:(i + 1) * E])
-                             for i, w in enumerate((mha.q_proj_weight, mha.k_proj_weight,
-                                                    mha.v_proj_weight))], dim=-1)
+        # self-attention has kdim == vdim == embed_dim, so the packed projection exists
+        qkv = F.linear(x, mha.in_proj_weight, mha.in_proj_bias)
         q, k, v = qkv.view(n, T, 3, heads, d).permute(2, 0, 3, 1, 4)
         # scale q before the product, as torch.nn.functional.multi_head_attention_forward does
         a = torch.softmax((q * math.sqrt(1.0 / d)) @ k.transpose(-2, -1), dim=-1)
