@@ -102,8 +102,9 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
         A name from :func:`list_methods`.
     contrast : None, int, one int per example, or ``"runner_up"``
         Explain "why target rather than contrast". ``contrast == target`` gives zeros.
-    layer : str, nn.Module or None
-        For CAM methods; None chooses automatically.
+        Class-agnostic methods (``class_agnostic`` in :func:`list_methods`) refuse it.
+    layer : str, nn.Module, a list of them, or None
+        For CAM methods; None chooses automatically. A list is for ``layer_cam`` only.
     seed : int
         Seeds a private ``torch.Generator``; the global RNG is never used.
     normalization : ``(mean, std)`` or None
