@@ -7,8 +7,11 @@ output of a biased 2-D convolution or batch norm (its effective bias ``β − γ
 constant) before bilinear upsampling (``align_corners=False``). Channels are summed on each grid
 and upsampled once, which equals upsampling each (bilinear resizing is linear). Non-negative;
 the sum is not rescaled (pytorch-grad-cam min-max scales it). One forward and one backward.
-pytorch-grad-cam adds 1e-7 to each channel's max instead of testing for a constant map, and
-skips batch norms without affine parameters, whose bias ``−μ/√(σ²+ε)`` we keep.
+Scaling each channel on its own (the paper's sum over channels, as pytorch-grad-cam does) means
+a channel's bias enters only through where ``|b_c · ∂f/∂z_c|`` is large, not how large; the
+authors' released code scales each layer as a whole instead. pytorch-grad-cam adds 1e-7 to each
+channel's max instead of testing for a constant map, and skips batch norms without affine
+parameters, whose bias ``−μ/√(σ²+ε)`` we keep.
 """
 
 from __future__ import annotations
