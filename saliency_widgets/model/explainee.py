@@ -305,6 +305,10 @@ class Explainee:
                                     f"once per forward pass; saw {len(attn)} attention calls")
             per_block = sum(self._scores(head(z), rows, False).sum() for z in outputs)
         mine = attn[len(blocks) - len(chosen):]
+        if not all(a.requires_grad for a in mine):  # blocks ran in another order than declared
+            raise SaliencyError("legrad: the attention blocks do not run in the order they are "
+                                "declared in, so the last blocks cannot be matched to their "
+                                "attention; pass blocks=None")
         grads = torch.autograd.grad(per_block, mine, allow_unused=True)
         return [torch.zeros_like(a) if g is None else g for a, g in zip(mine, grads)]
 
