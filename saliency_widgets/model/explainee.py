@@ -296,19 +296,18 @@ class Explainee:
         head = token_head(self.model)
         chosen = blocks if last is None else blocks[len(blocks) - min(last, len(blocks)):]
         outputs: list[torch.Tensor] = []
+        spans: list[tuple[int, int]] = []
         with torch.enable_grad(), explicit_attention(self.model) as attn, \
-                fresh_inputs([m for _, m in chosen], outputs):
+                fresh_inputs([m for _, m in chosen], outputs, attn, spans):
             self._scores(self.logits(xb), rows, original)
-            if len(attn) != len(blocks) or len(outputs) != len(chosen):
-                raise SaliencyError(f"legrad needs each of the {len(blocks)} attention blocks "
-                                    f"({', '.join(n for n, _ in blocks)}) to run its attention "
-                                    f"once per forward pass; saw {len(attn)} attention calls")
+            if len(outputs) != len(chosen) or any(j - i != 1 for i, j in spans):
+                raise SaliencyError(f"legrad needs each attention block it reads "
+                                    f"({', '.join(n for n, _ in chosen)}) to run once per "
+                                    f"forward pass, with one attention call inside; saw "
+                                    f"{len(outputs)} block calls with {[j - i for i, j in spans]}"
+                                    f" attention calls")
             per_block = sum(self._scores(head(z), rows, False).sum() for z in outputs)
-        mine = attn[len(blocks) - len(chosen):]
-        if not all(a.requires_grad for a in mine):  # blocks ran in another order than declared
-            raise SaliencyError("legrad: the attention blocks do not run in the order they are "
-                                "declared in, so the last blocks cannot be matched to their "
-                                "attention; pass blocks=None")
+        mine = [attn[i] for i, _ in spans]
         grads = torch.autograd.grad(per_block, mine, allow_unused=True)
         return [torch.zeros_like(a) if g is None else g for a, g in zip(mine, grads)]
 

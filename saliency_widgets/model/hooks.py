@@ -201,17 +201,23 @@ def ablate_channels(layer: nn.Module, channels: torch.Tensor) -> Iterator[None]:
 
 
 @contextmanager
-def fresh_inputs(modules: list[nn.Module], outputs: list[torch.Tensor]) -> Iterator[None]:
-    """Each module gets its first input as a new leaf and appends its output to ``outputs``.
+def fresh_inputs(modules: list[nn.Module], outputs: list[torch.Tensor],
+                 store: list[torch.Tensor], spans: list[tuple[int, int]]) -> Iterator[None]:
+    """Each module gets its first input as a new leaf and appends its output to ``outputs``,
+    and the range of ``store`` entries (attention maps) appended while it ran to ``spans``.
 
     Cutting the graph at every block's input makes one backward pass of ``Σ_l s_l(output_l)``
     give each ``d s_l / d (anything inside block l)`` alone (LeGrad's per-layer gradients).
     """
+    starts: list[int] = []
+
     def pre(module: nn.Module, args: tuple) -> tuple:
+        starts.append(len(store))
         return (args[0].detach().requires_grad_(True), *args[1:])
 
     def post(module: nn.Module, args: Any, output: Any) -> None:
         outputs.append(output)
+        spans.append((starts.pop(), len(store)))
 
     handles = []
     try:
