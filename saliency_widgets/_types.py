@@ -39,8 +39,9 @@ class Attribution:
         Resolved class per example; the objective is ``logit[target] - logit[contrast]``.
     params : Mapping
         Every method parameter, defaults filled in and resolved (e.g. the automatic window size).
-    layer : str or None
-        Name of the resolved layer for layer-based methods.
+    layer : str, tuple of str, or None
+        Name of the resolved layer for layer-based methods (a tuple when ``layer_cam`` was given
+        a list of layers).
     seed : int
     normalization : tuple or None
         ``(mean, std)`` used for pixel-space named baselines.
@@ -56,7 +57,7 @@ class Attribution:
     target: tuple[int, ...]
     contrast: tuple[int, ...] | None
     params: Mapping[str, Any] = field(default_factory=dict)
-    layer: str | None = None
+    layer: str | tuple[str, ...] | None = None
     seed: int = 0
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     seconds: float = 0.0

@@ -144,8 +144,9 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
         A name from :func:`list_methods`.
     contrast : None, int, one int per example, or ``"runner_up"``
         Explain "why target rather than contrast". ``contrast == target`` gives zeros.
-    layer : str, nn.Module or None
-        For CAM methods; None chooses automatically.
+        Class-agnostic methods (``class_agnostic`` in :func:`list_methods`) refuse it.
+    layer : str, nn.Module, a list of them, or None
+        For CAM methods; None chooses automatically. A list is for ``layer_cam`` only.
     seed : int
         Seeds a private ``torch.Generator``; the global RNG is never used.
     normalization : ``(mean, std)`` or None
@@ -168,6 +169,11 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
     if layer is not None and not uses_layer:
         raise SaliencyError(f"method {spec.name!r} does not use a layer; drop layer= or pick a "
                             f"CAM method (grad_cam, grad_cam_plusplus, score_cam, guided_grad_cam)")
+    agnostic = spec if spec.name != "smoothgrad" else METHODS.get(full["base"])
+    if contrast is not None and agnostic.class_agnostic:
+        raise SaliencyError(f"method {agnostic.name!r} is class-agnostic: its map does not depend "
+                            f"on the target, so contrast={contrast!r} cannot change it; drop "
+                            f"contrast= or pick a class-specific method")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SaliencyError(f"seed must be an int, got {seed!r}")
     check_input(model, x)
@@ -188,7 +194,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
     if x.device.type == "cuda":
         torch.cuda.synchronize(x.device)
     resolved_target, resolved_contrast = objective.as_lists()
-    layer_name = ctx._layer.name if ctx._layer is not None else None
+    layer_name = ctx.layer_record()
     return Attribution(values=values, method=spec.name, target=resolved_target,
                        contrast=resolved_contrast, params={**full, **ctx.resolved},
                        layer=layer_name, seed=seed, normalization=norm_record,

@@ -159,3 +159,94 @@ def record_module_outputs(root: nn.Module) -> Iterator[list[tuple[str, tuple[int
     finally:
         for h in handles:
             h.remove()
+
+
+@contextmanager
+def capture_outputs(layers: list[tuple[str, nn.Module]], owner: str
+                    ) -> Iterator[list[LayerCapture]]:
+    """Capture the outputs of several modules in one forward pass, each in the autograd graph.
+
+    An output that does not require grad (everything before it runs without bookkeeping) becomes
+    a leaf that does, so the graph starts at the first captured module; later outputs stay
+    connected to earlier ones. Each output is handed downstream as a clone, like
+    :func:`capture_layer`, so in-place operations after it cannot edit the captured tensor.
+    """
+    caps = [LayerCapture(mode="keep") for _ in layers]
+    handles = []
+
+    def make(cap: LayerCapture, name: str) -> Callable[..., Any]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
+            if not isinstance(output, torch.Tensor):
+                raise SaliencyError(f"{owner}: layer {name!r} returns {type(output).__name__}, "
+                                    f"not a tensor; choose layers whose output is a tensor")
+            cap.calls += 1
+            if cap.calls > 1:
+                raise SaliencyError(f"{owner}: layer {name!r} runs more than once per forward "
+                                    f"pass, so its activation is ambiguous; choose layers that "
+                                    f"run once")
+            if not output.requires_grad:
+                output = output.detach().requires_grad_(True)
+            cap.output = output
+            return output.clone()
+        return hook
+
+    try:
+        for cap, (name, module) in zip(caps, layers):
+            handles.append(module.register_forward_hook(make(cap, name)))
+        yield caps
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
+def ablate_channels(layer: nn.Module, channels: torch.Tensor) -> Iterator[None]:
+    """Zero channel ``channels[r]`` of row ``r`` of the layer's output (Ablation-CAM).
+
+    Channels are dimension 1 of a ``(n, K, h, w)`` map and the last dimension of ``(n, T, K)``
+    tokens (every token, the class token included).
+    """
+    def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
+        out = output.clone()
+        rows = torch.arange(out.shape[0], device=out.device)
+        if out.dim() == 3:
+            out[rows, :, channels] = 0
+        else:
+            out[rows, channels] = 0
+        return out
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def fresh_inputs(modules: list[nn.Module], outputs: list[torch.Tensor],
+                 store: list[torch.Tensor], spans: list[tuple[int, int]]) -> Iterator[None]:
+    """Each module gets its first input as a new leaf and appends its output to ``outputs``,
+    and the range of ``store`` entries (attention maps) appended while it ran to ``spans``.
+
+    Cutting the graph at every block's input makes one backward pass of ``Σ_l s_l(output_l)``
+    give each ``d s_l / d (anything inside block l)`` alone (LeGrad's per-layer gradients).
+    """
+    starts: list[int] = []
+
+    def pre(module: nn.Module, args: tuple) -> tuple:
+        starts.append(len(store))
+        return (args[0].detach().requires_grad_(True), *args[1:])
+
+    def post(module: nn.Module, args: Any, output: Any) -> None:
+        outputs.append(output)
+        spans.append((starts.pop(), len(store)))
+
+    handles = []
+    try:
+        for m in modules:
+            handles.append(m.register_forward_pre_hook(pre))
+            handles.append(m.register_forward_hook(post))
+        yield
+    finally:
+        for h in handles:
+            h.remove()
