@@ -11,8 +11,10 @@ from .reduce import reduce_channels
 from .validation import ValidationTable, validate
 from .widget import SaliencyWidget, show
 from . import demo  # noqa: E402  (sw.demo: the built-in data set and models)
+from .agreement import agreement
 
 __all__ = ["Attribution", "Cancelled", "MetricResult", "SaliencyError", "SaliencyWarning",
            "SaliencyWidget", "ValidationTable", "attribute", "evaluate", "list_methods",
            "list_metrics", "reduce_channels", "show", "validate"]
+__all__ += ["agreement"]
 __version__ = "0.1.0"

@@ -8,3 +8,4 @@ from . import (complexity, completeness, deletion, infidelity, insertion,  # noq
                max_sensitivity, pointing_game, relevance_mass, relevance_rank, sparseness)
 from . import model_randomization, road  # noqa: F401
 from . import avg_sensitivity, relative_input_stability, relative_output_stability  # noqa: F401
+from . import top_k_iou  # noqa: F401
