@@ -237,3 +237,29 @@ def test_attack_errors():
         sw.attack_sweep(model, x, method="gradient", epsilons=0.1)
     with pytest.raises(SaliencyError, match="lacks the batch dimension"):
         sw.attack(model, x[0], method="gradient")
+
+
+def test_redteam_figures_script_runs():
+    # scripts/redteam_figures.py makes notebook 06's numbers; keep it working (about 1 s here).
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "redteam_figures.py"
+    spec = importlib.util.spec_from_file_location("redteam_figures", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    model = sw.demo.load_model("shapes")
+    data = sw.demo.sample(2, seed=5)
+    methods = {"gradient": {}, "grad_cam": {}}
+    rows = mod.attack_table(model, data.x, methods, EPS, 1, 0)
+    assert [r["name"] for r in rows] == ["gradient", "grad_cam"]
+    assert [r["surrogate"] for r in rows] == [True, False] and all(r["kept"] == 1 for r in rows)
+    assert len(mod.sweep_table(model, data.x, (1 / 255, 2 / 255), 1, 0)) == 2
+    assert [r["name"] for r in mod.defence_table(model, data.x, (None, 2.0), EPS, 1, 0)] == \
+        ["none", "softplus β=2"]
+    boxes = mod.boxes(data.masks)
+    assert bool((boxes | data.masks).eq(boxes).all()) and int(boxes.sum()) > int(data.masks.sum())
+    agree = mod.agreement_table(model, data, methods)
+    assert {(r["masks"], r["name"]) for r in agree} == {
+        (m, n) for m in ("exact", "box") for n in methods}
+    assert "| name |" in mod.markdown(rows, ["name", "kept"])
