@@ -16,18 +16,20 @@ them; the rest uses 16-pixel models and takes about 3 s.
 from __future__ import annotations
 
 import threading
+import warnings
 
 import pytest
 import torch
+import torch.nn.functional as F
 import saliency_widgets as sw
 from saliency_widgets.errors import SaliencyError
 
 try:
-    from .models import linear_model
+    from .models import Lambda, linear_model
     from .test_contract import assert_no_guided_leak, assert_untouched, make_cnn, snapshot, \
         user_model_with_oddities
 except ImportError:  # tests/ is not a package: pytest puts it on sys.path
-    from models import linear_model
+    from models import Lambda, linear_model
     from test_contract import assert_no_guided_leak, assert_untouched, make_cnn, snapshot, \
         user_model_with_oddities
 
@@ -151,6 +153,19 @@ def test_without_the_surrogate_a_relu_network_gives_no_direction():
     assert smooth.params["surrogate"] is True and float(smooth.linf.min()) > 0
 
 
+def test_defence_explains_the_models_own_prediction():
+    # softplus(1) lifts relu(0) = 0 to log 2: the smoothed net predicts class 0, the model 1.
+    model = Lambda(lambda t: torch.stack(
+        [10 * F.relu(t.mean(dim=(1, 2, 3)) - 0.5), torch.full((t.shape[0],), 0.3)], 1))
+    x = torch.full((2, 1, 4, 4), 0.5)
+    smooth = sw.attacks.softplus_copy(model, 1.0)
+    assert sw.attribute(smooth, x, method="gradient").target == (0, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", sw.SaliencyWarning)  # a blank map: nothing to rank
+        r = sw.attack(model, x, method="gradient", steps=1, defence=1.0)
+    assert r.original.target == (1, 1) and r.params["labels"] == (1, 1)
+
+
 def test_keep_logits_bounds_the_logit_change():
     model = make_cnn()
     x = pixels(3)
@@ -240,7 +255,8 @@ def test_attack_errors():
 
 
 def test_redteam_figures_script_runs():
-    # scripts/redteam_figures.py makes notebook 06's numbers; keep it working (about 1 s here).
+    # scripts/redteam_figures.py makes notebook 06's numbers; keep it working (about 4 s on the
+    # loaded machine).
     import importlib.util
     from pathlib import Path
 

@@ -173,29 +173,30 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
             return None
         return lambda done, count: progress(offset + (B * done) // max(1, count), total)
 
-    original = attribute(explained, x, target, contrast=contrast, seed=seed,
-                         batch_size=batch_size, progress=phase(0), cancel=cancel, **common)
-    targets = list(original.target)
-    contrasts = None if original.contrast is None else list(original.contrast)
-    h0 = magnitude(original.values)
-    if kind == "untargeted":
-        top = top_k_mask(h0, top_k)
-        com0 = torch.nan_to_num(centre_of_mass(h0), nan=(H - 1) / 2)
-        goal = None
-    else:
-        goal = _target_map(target_map, h0)
-
-    best = torch.empty_like(p0)
-    diag: dict[str, list[torch.Tensor]] = {"loss_curve": [], "accepted_steps": [],
-                                           "best_loss": []}
-    work = Work(x.device, batch_size, None, cancel)
     with explainable(model) as net:
         def logits(p: torch.Tensor) -> torch.Tensor:
             return select_output(net(space.to_model(p)), output)
 
         with torch.no_grad():
             logits0 = logits(p0)
-        labels = logits0.argmax(1)
+        labels = logits0.argmax(1)  # the model's own prediction, also under a defence
+        original = attribute(explained, x, labels.tolist() if target is None else target,
+                             contrast=contrast, seed=seed, batch_size=batch_size,
+                             progress=phase(0), cancel=cancel, **common)
+        targets = list(original.target)
+        contrasts = None if original.contrast is None else list(original.contrast)
+        h0 = magnitude(original.values)
+        if kind == "untargeted":
+            top = top_k_mask(h0, top_k)
+            com0 = torch.nan_to_num(centre_of_mass(h0), nan=(H - 1) / 2)
+            goal = None
+        else:
+            goal = _target_map(target_map, h0)
+
+        best = torch.empty_like(p0)
+        diag: dict[str, list[torch.Tensor]] = {"loss_curve": [], "accepted_steps": [],
+                                               "best_loss": []}
+        work = Work(x.device, batch_size, None, cancel)
 
         def chunk(i: int, j: int) -> None:
             rows_t, rows_c = targets[i:j], None if contrasts is None else contrasts[i:j]
