@@ -10,7 +10,8 @@
 * Without the softplus surrogate a ReLU network gives a gradient map no direction at all.
 
 Cost (2 shared CPU cores, load about 9, 1 thread): each 32-image demo attack takes 3–10 s, four of
-them; the rest uses 16-pixel models and takes about 3 s.
+them; the rest uses 16-pixel models and two demo images and takes about 8 s. A CUDA variant runs
+where CUDA is available.
 """
 
 from __future__ import annotations
@@ -279,3 +280,21 @@ def test_redteam_figures_script_runs():
     assert {(r["masks"], r["name"]) for r in agree} == {
         (m, n) for m in ("exact", "box") for n in methods}
     assert "| name |" in mod.markdown(rows, ["name", "kept"])
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_attack_and_agreement_run_on_cuda():
+    model = sw.demo.load_model("shapes", device="cuda")
+    data = sw.demo.sample(4, seed=77)
+    x = data.x.cuda()
+    for method in ("gradient", "grad_cam"):
+        r = sw.attack(model, x, method=method, steps=3, kind="targeted")
+        assert r.x.device.type == "cuda" and r.attacked.values.device.type == "cuda"
+        assert bool(r.kept.all()) and float((r.x - x).abs().max()) <= EPS + BUDGET_TOL
+        with torch.no_grad():
+            assert torch.equal(model(r.x).argmax(1).cpu() == model(x).argmax(1).cpu(), r.kept)
+        assert r.shift["spearman"].device.type == "cpu" and r.target_mass["attacked"].numel() == 4
+        agree = sw.agreement(r.attacked, data.masks.cuda())
+        ref = sw.evaluate(model, x, r.attacked, metric="relevance_mass", masks=data.masks.cuda())
+        assert torch.equal(agree["relevance_mass"].scores, ref.scores)
