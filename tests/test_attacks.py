@@ -188,6 +188,7 @@ def test_attack_leaves_the_model_input_and_rng_alone():
     rng = torch.get_rng_state()
     with pytest.warns(sw.SaliencyWarning, match="training mode"):
         sw.attack(model, x, method="guided_backprop", steps=2)
+    with pytest.warns(sw.SaliencyWarning, match="training mode"):
         sw.attack(model, x, method="grad_cam", steps=2, keep="logits", defence=4.0)
     assert_untouched(model, snap)
     assert torch.equal(x, x0) and not x.requires_grad and x.grad is None

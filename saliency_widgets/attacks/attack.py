@@ -12,6 +12,7 @@ through structural copies.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from typing import Any, Callable, Sequence
@@ -37,7 +38,7 @@ SWEEP = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 
 def _positive(name: str, value: Any, *, upper: float | None = None) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 \
-            or (upper is not None and value > upper) or value != value:
+            or (upper is not None and value > upper) or math.isinf(value):
         bound = f" and at most {upper}" if upper is not None else ""
         raise SaliencyError(f"attack: {name} must be a number > 0{bound}, got {value!r}")
     return float(value)
@@ -64,6 +65,14 @@ def _target_map(spec: Any, h0: torch.Tensor) -> torch.Tensor:
     return t / peak.view(-1, 1, 1)
 
 
+def _centre_or_middle(h0: torch.Tensor) -> torch.Tensor:
+    """``(B, 2)`` centres of mass; the image's middle for an all-zero map."""
+    H, W = h0.shape[1:]
+    com = centre_of_mass(h0)
+    middle = torch.tensor([(H - 1) / 2, (W - 1) / 2], dtype=com.dtype, device=com.device)
+    return torch.where(torch.isnan(com), middle, com)
+
+
 def _beside(h0: torch.Tensor) -> torch.Tensor:
     """Square boxes of a quarter of the side, one side away from each map's centre of mass (up,
     down, left or right, inside the image), the one holding the least of the map's mass.
@@ -74,9 +83,7 @@ def _beside(h0: torch.Tensor) -> torch.Tensor:
     """
     B, H, W = h0.shape
     s = max(1, round(min(H, W) / 4))
-    com = centre_of_mass(h0)
-    com = torch.where(torch.isnan(com), torch.tensor([(H - 1) / 2, (W - 1) / 2],
-                                                     dtype=com.dtype, device=com.device), com)
+    com = _centre_or_middle(h0)
     out = torch.zeros(B, H, W, dtype=torch.float64, device=h0.device)
     for b in range(B):
         cy, cx = float(com[b, 0]), float(com[b, 1])
@@ -153,7 +160,7 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
     params = dict(params or {})
     spec = METHODS.get(method)
     check_input(model, x)
-    B, C, H, W = x.shape
+    B, C = x.shape[:2]
     norm, _ = parse_normalization(normalization, C, x.device, x.dtype)
     space = pgd.PixelSpace(*norm) if norm is not None else pgd.PixelSpace()
     p0 = pgd.pixels_of(x, space, norm is not None)
@@ -188,7 +195,7 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
         h0 = magnitude(original.values)
         if kind == "untargeted":
             top = top_k_mask(h0, top_k)
-            com0 = torch.nan_to_num(centre_of_mass(h0), nan=(H - 1) / 2)
+            com0 = _centre_or_middle(h0)
             goal = None
         else:
             goal = _target_map(target_map, h0)

@@ -44,7 +44,7 @@ def top_k_mask(m: torch.Tensor, fraction: float) -> torch.Tensor:
 
 def centre_of_mass(m: torch.Tensor) -> torch.Tensor:
     """``(B, 2)`` (row, column) centre of mass of non-negative maps; NaN for an all-zero map."""
-    B, H, W = m.shape
+    H, W = m.shape[1:]
     total = m.sum(dim=(1, 2))
     rows = torch.arange(H, dtype=m.dtype, device=m.device)
     cols = torch.arange(W, dtype=m.dtype, device=m.device)
