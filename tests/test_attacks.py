@@ -9,9 +9,9 @@
   directly, moves more than noise.
 * Without the softplus surrogate a ReLU network gives a gradient map no direction at all.
 
-Cost (2 shared CPU cores, load about 9, 1 thread): each 32-image demo attack takes 3–10 s, four of
-them; the rest uses 16-pixel models and two demo images and takes about 8 s. A CUDA variant runs
-where CUDA is available.
+Cost (2 shared CPU cores, 1 thread): each 32-image demo attack takes 1–2.3 s at a load average of
+2 (3–10 s at 9), four of them; the rest uses 16-pixel models and two demo images, about 1 s
+(8 s at 9). A CUDA variant runs where CUDA is available.
 """
 
 from __future__ import annotations
@@ -257,8 +257,8 @@ def test_attack_errors():
 
 
 def test_redteam_figures_script_runs():
-    # scripts/redteam_figures.py makes notebook 06's numbers; keep it working (about 4 s on the
-    # loaded machine).
+    # scripts/redteam_figures.py makes notebook 06's numbers; keep it working (0.6 s at a load
+    # average of 2).
     import importlib.util
     from pathlib import Path
 
