@@ -162,6 +162,49 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
     **params
         The method's parameters (see ``list_methods()``).
     """
+    spec, full = _method_call(method, params, layer, seed, contrast)
+    started = time.perf_counter()
+    values, ctx, objective, norm_record = _run_method(
+        model, x, target, spec, full, contrast=contrast, layer=layer, seed=seed,
+        normalization=normalization, batch_size=batch_size, progress=progress, cancel=cancel,
+        output=output, differentiable=False)
+    values = values.detach()
+    if values.dtype in _HALF:
+        values = values.float()
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+    resolved_target, resolved_contrast = objective.as_lists()
+    layer_name = ctx.layer_record()
+    return Attribution(values=values, method=spec.name, target=resolved_target,
+                       contrast=resolved_contrast, params={**full, **ctx.resolved},
+                       layer=layer_name, seed=seed, normalization=norm_record,
+                       seconds=time.perf_counter() - started, extras=ctx.notes)
+
+
+def attribute_graph(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: str,
+                    contrast: Any = None, layer: str | nn.Module | None = None, seed: int = 0,
+                    normalization: Any = None, batch_size: int | None = None,
+                    cancel: threading.Event | None = None, output: OutputSelector = None,
+                    **params: Any) -> torch.Tensor:
+    """Return the map :func:`attribute` computes, still in the autograd graph of ``x``.
+
+    Internal (the attacks differentiate a map with respect to its input). The same method code
+    runs, on an :class:`Explainee` in differentiable mode (every gradient taken with
+    ``create_graph=True``, nothing detached), so the values equal :func:`attribute`'s. ``x`` may
+    require grad; the model is used through its structural copy, whose parameters never do.
+    """
+    spec, full = _method_call(method, params, layer, seed, contrast)
+    values, _, _, _ = _run_method(
+        model, x, target, spec, full, contrast=contrast, layer=layer, seed=seed,
+        normalization=normalization, batch_size=batch_size, progress=None, cancel=cancel,
+        output=output, differentiable=True)
+    return values.float() if values.dtype in _HALF else values
+
+
+def _method_call(method: str, params: dict[str, Any], layer: Any,
+                 seed: Any, contrast: Any) -> tuple[Spec, dict[str, Any]]:
+    """The method's spec and its checked parameters; refuses a layer it does not use, and a
+    contrast for a class-agnostic method."""
     spec = METHODS.get(method)
     full = check_params(spec, params)
     uses_layer = spec.uses_layer or (spec.name == "smoothgrad"
@@ -176,29 +219,32 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
                             f"contrast= or pick a class-specific method")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SaliencyError(f"seed must be an int, got {seed!r}")
+    return spec, full
+
+
+def _run_method(model: nn.Module, x: torch.Tensor, target: Any, spec: Spec,
+                full: dict[str, Any], *, contrast: Any, layer: Any, seed: int,
+                normalization: Any, batch_size: int | None,
+                progress: Callable[[int, int], None] | None, cancel: threading.Event | None,
+                output: OutputSelector, differentiable: bool
+                ) -> tuple[torch.Tensor, Explainee, Objective, Any]:
+    """Bind the model to the objective and run the method: ``(values, ctx, objective, norm)``."""
     check_input(model, x)
-    started = time.perf_counter()
     B, C = x.shape[:2]
     norm, norm_record = parse_normalization(normalization, C, x.device, x.dtype)
     work = Work(x.device, batch_size, progress, cancel)
     generator = torch.Generator(device=x.device).manual_seed(seed)
     original = unwrap(model)
     with torch.inference_mode(False), explainable(model) as net:
-        xin = x.detach().clone()  # a model that edits its input in place cannot reach x
+        # A copy, so a model that edits its input in place cannot reach x; a differentiable
+        # copy keeps x's graph.
+        xin = x.clone() if differentiable and x.requires_grad else x.detach().clone()
         objective = Objective(target, contrast, B, x.device)
         ctx = Explainee(net, original, objective, work, output=output, layer=layer,
                         generator=generator, normalization=norm)
-        values = spec.fn(ctx, xin, **full).detach()
-    if values.dtype in _HALF:
-        values = values.float()
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
-    resolved_target, resolved_contrast = objective.as_lists()
-    layer_name = ctx.layer_record()
-    return Attribution(values=values, method=spec.name, target=resolved_target,
-                       contrast=resolved_contrast, params={**full, **ctx.resolved},
-                       layer=layer_name, seed=seed, normalization=norm_record,
-                       seconds=time.perf_counter() - started, extras=ctx.notes)
+        ctx.differentiable = differentiable
+        values = spec.fn(ctx, xin, **full)
+    return values, ctx, objective, norm_record
 
 
 def _check_map(values: Any, x: torch.Tensor) -> torch.Tensor:

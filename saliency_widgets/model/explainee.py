@@ -4,6 +4,12 @@ Methods never see the model: they ask an :class:`Explainee` for scores, input gr
 layer activations/gradients of a batch whose row ``r`` explains example ``rows[r]`` (``None``:
 row ``r`` is example ``r``). ``original=True`` says the rows are the unperturbed input: their
 logits resolve ``target=None`` / ``"runner_up"`` (no extra pass) and are checked for NaN/Inf.
+
+``differentiable=True`` (set by ``api.attribute_graph`` for the attacks) keeps every primitive's
+result in the autograd graph of its input: gradients are taken with ``create_graph=True``, layer
+activations are not cut from the input, and nothing is detached. Any method built from these
+primitives then returns a map that can itself be differentiated with respect to the input,
+without a second implementation of its maths.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ class Explainee:
         self.normalization = normalization
         self._layer: ResolvedLayer | None = None
         self._layers: list[ResolvedLayer] | None = None
+        self.differentiable = False
         self.notes: dict[str, Any] = {}
         self.resolved: dict[str, Any] = {}
 
@@ -109,21 +116,32 @@ class Explainee:
     # --- primitives --------------------------------------------------------------------------
     def scores(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
                original: bool = False) -> torch.Tensor:
-        """``(n,)`` objective values, without gradients."""
-        with torch.no_grad():
+        """``(n,)`` objective values, without gradients (in the graph when differentiable)."""
+        with torch.enable_grad() if self.differentiable else torch.no_grad():
             return self._scores(self.logits(xb), rows, original)
+
+    def _grad_input(self, xb: torch.Tensor) -> torch.Tensor:
+        """``xb`` ready to differentiate with respect to: a fresh leaf, unless the map must stay
+        differentiable and ``xb`` already depends on the caller's input."""
+        if self.differentiable and xb.requires_grad:
+            return xb
+        return xb.detach().requires_grad_(True)
+
+    def _out(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.differentiable else t.detach()
 
     def input_grad(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
                    original: bool = False, guided: bool = False
                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(scores (n,), d score / d input (n, C, H, W))``; ``guided`` uses guided ReLUs."""
-        xb = xb.detach().requires_grad_(True)
+        xb = self._grad_input(xb)
         with torch.enable_grad(), guided_relus(guided) as mode:
             s = self._scores(self.logits(xb), rows, original)
         if mode is not None and mode.calls == 0:
             warn_no_relu()
-        (g,) = torch.autograd.grad(s.sum(), xb)
-        return s.detach(), g
+        with torch.enable_grad():  # create_graph records the backward pass itself
+            (g,) = torch.autograd.grad(s.sum(), xb, create_graph=self.differentiable)
+        return self._out(s), g
 
     def input_grad_under(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
                          mode: TorchFunctionMode, reference: torch.Tensor | None = None,
@@ -216,9 +234,12 @@ class Explainee:
         """
         layer = self.layer(xb)
         if with_input_grad:
-            xb = xb.detach().requires_grad_(True)
+            xb = self._grad_input(xb)
+        # Differentiable maps keep the activation in the input's graph (the map depends on x
+        # through it); otherwise the graph starts at the layer, cheaper.
+        keep = with_input_grad or (self.differentiable and xb.requires_grad)
         with torch.enable_grad(), guided_relus(guided) as mode, \
-                capture_layer(layer.module, "keep" if with_input_grad else "cut", layer.name,
+                capture_layer(layer.module, "keep" if keep else "cut", layer.name,
                               mode) as cap:
             s = self._scores(self.logits(xb), rows, original)
         if cap.output is None:
@@ -228,17 +249,21 @@ class Explainee:
             warn_no_relu()
         relus_after = mode is not None and mode.calls > cap.relu_calls_at_capture
         wrt = [cap.output, xb] if with_input_grad else [cap.output]
-        grads = torch.autograd.grad(s.sum(), wrt, allow_unused=True)
+        with torch.enable_grad():
+            grads = torch.autograd.grad(s.sum(), wrt, allow_unused=True,
+                                        create_graph=self.differentiable)
         ga = grads[0] if grads[0] is not None else torch.zeros_like(cap.output)
         gx = grads[1] if with_input_grad else None
-        a = layer.to_grid(cap.output.detach())
-        return s.detach(), a, layer.to_grid(ga), gx, relus_after
+        a = layer.to_grid(self._out(cap.output))
+        return self._out(s), a, layer.to_grid(ga), gx, relus_after
 
     def layer_value(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
                     original: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores and the layer activation ``(n, K, h, w)``, without gradients."""
         layer = self.layer(xb)
-        with torch.no_grad(), capture_layer(layer.module, "value", layer.name) as cap:
+        grad = self.differentiable and xb.requires_grad
+        with torch.enable_grad() if grad else torch.no_grad(), \
+                capture_layer(layer.module, "keep" if grad else "value", layer.name) as cap:
             s = self._scores(self.logits(xb), rows, original)
         if cap.output is None:
             raise SaliencyError(f"layer {layer.name!r} did not run in the forward pass")

@@ -5,6 +5,7 @@ All hooks go on *our* structural copy of the model (see ``copy.py``), never on t
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -81,12 +82,72 @@ class DeconvReLUMode(GuidedReLUMode):
     relu = _DeconvReLU
 
 
+# The guided mode active in this thread, so a smooth-ReLU mode stacked above it (a softplus copy's
+# forward runs inside the method's guided context) can guide its softplus instead of hiding it.
+_ACTIVE = threading.local()
+
+
 @contextmanager
 def guided_relus(enabled: bool = True) -> Iterator[GuidedReLUMode | None]:
     if not enabled:
         yield None
         return
+    previous = getattr(_ACTIVE, "guided", None)
     with GuidedReLUMode() as mode:
+        _ACTIVE.guided = mode
+        try:
+            yield mode
+        finally:
+            _ACTIVE.guided = previous
+
+
+class _GuidedSoftplus(torch.autograd.Function):
+    """softplus(βx) whose backward passes only positive gradients, weighted by σ(βx): guided
+    backprop on the smoothed network. The backward is made of differentiable operations, so a
+    second derivative (``create_graph=True``) exists."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, beta: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.beta = beta
+        return F.softplus(x, beta=beta)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad.clamp(min=0) * torch.sigmoid(ctx.beta * x), None
+
+
+class SoftplusReLUMode(TorchFunctionMode):
+    """Replaces every ReLU call by ``softplus(βx) = log(1 + exp(βx)) / β`` while active.
+
+    The smoothed network of Dombrowski et al. 2019 (arXiv:1906.07983): its input gradient varies
+    smoothly with the input, so second derivatives exist where a ReLU network's are zero. Calls
+    are intercepted like the guided mode's (in-place, functional and reused ReLUs alike; in-place
+    calls are computed out of place). Under an enclosing guided mode the softplus is guided too
+    and counted as that mode's ReLU call.
+    """
+
+    def __init__(self, beta: float) -> None:
+        super().__init__()
+        self.beta = float(beta)
+        self.calls = 0
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        if func in _RELUS:
+            self.calls += 1
+            guided = getattr(_ACTIVE, "guided", None)
+            if guided is not None:
+                guided.calls += 1
+                return _GuidedSoftplus.apply(args[0], self.beta)
+            return F.softplus(args[0], beta=self.beta)
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def softplus_relus(beta: float) -> Iterator[SoftplusReLUMode]:
+    with SoftplusReLUMode(beta) as mode:
         yield mode
 
 
