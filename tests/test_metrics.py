@@ -66,12 +66,13 @@ def test_infidelity_linear_model_gradient_gaussian_is_zero():
     assert r.scores.shape == (3,) and r.params["samples"] == 8
     assert float(r.scores.abs().max()) <= 1e-12, \
         f"linear model + gradient: infidelity {r.scores.tolist()} should be 0 (tol 1e-12)"
-    # scaled map: not zero without normalize, zero (β = 1/7) with it
+    # scaled map: not zero without normalize, zero (β = 1/7) with it (the default)
     seven = sw.evaluate(model, x, attr.values * 7, target=list(attr.target),
-                        metric="infidelity", samples=8)
+                        metric="infidelity", samples=8, normalize=False)
     assert float(seven.scores.min()) > 1e-3, "a ×7 map must be unfaithful without normalize"
     norm = sw.evaluate(model, x, attr.values * 7, target=list(attr.target),
-                       metric="infidelity", samples=8, normalize=True)
+                       metric="infidelity", samples=8)
+    assert norm.params["normalize"] is True
     assert float(norm.scores.abs().max()) <= 1e-12, \
         f"×7 map with normalize=True: {norm.scores.tolist()} should be 0 (tol 1e-12)"
 
@@ -86,6 +87,8 @@ def test_infidelity_baseline_perturbation_is_squared_ig_completeness_gap():
     assert float(gap2.min()) > 1e-5, f"the IG gap must be non-trivial, got {gap2.tolist()}"
     r = sw.evaluate(model, x, attr, metric="infidelity", perturbation="baseline", baseline=0.0)
     assert r.params["samples"] == 1 and r.params["baseline"] == 0.0
+    # one sample: the default does not normalize (β would fit it exactly: 0 for every map)
+    assert r.params["normalize"] is False
     err = max_err(r.scores, gap2)
     assert err <= 1e-10, f"infidelity(I = x − x′) vs IG gap²: max abs error {err:.2e} (tol 1e-10)"
     # the default baseline (0.0 in input space, like IG's default) gives the same score
@@ -98,9 +101,9 @@ def test_infidelity_normalize_never_worse():
     x = rand(3, 2, 6, 6, seed=4)
     for method in ("gradient", "input_x_gradient"):
         attr = sw.attribute(model, x, method=method)
-        plain = sw.evaluate(model, x, attr, metric="infidelity", samples=6, noise=0.3)
-        norm = sw.evaluate(model, x, attr, metric="infidelity", samples=6, noise=0.3,
-                           normalize=True)
+        plain = sw.evaluate(model, x, attr, metric="infidelity", samples=6, noise=0.3,
+                            normalize=False)
+        norm = sw.evaluate(model, x, attr, metric="infidelity", samples=6, noise=0.3)
         slack = 1e-12 * (1 + plain.scores.abs())
         assert bool((norm.scores <= plain.scores + slack).all()), \
             f"{method}: normalize=True {norm.scores.tolist()} > False {plain.scores.tolist()}"
@@ -118,12 +121,54 @@ def test_infidelity_hand_computed_two_features():
     # plain:      ((1 − 3)² + (−1.5 + 1.25)²) / 2 = (4 + 0.0625) / 2 = 2.03125
     # normalize:  β = (1·3 + 1.5·1.25) / (1 + 2.25) = 4.875 / 3.25 = 1.5
     #             ((1.5 − 3)² + (−2.25 + 1.25)²) / 2 = (2.25 + 1) / 2 = 1.625
-    plain = sw.evaluate(model, x, phi, target=0, metric="infidelity", perturbation=pert)
-    norm = sw.evaluate(model, x, phi, target=0, metric="infidelity", perturbation=pert,
-                       normalize=True)
+    plain = sw.evaluate(model, x, phi, target=0, metric="infidelity", perturbation=pert,
+                        normalize=False)
+    norm = sw.evaluate(model, x, phi, target=0, metric="infidelity", perturbation=pert)
     assert abs(float(plain.scores[0]) - 2.03125) <= 1e-14, f"plain {plain.scores} != 2.03125"
     assert abs(float(norm.scores[0]) - 1.625) <= 1e-14, f"normalized {norm.scores} != 1.625"
     assert plain.params["samples"] == 2
+
+
+def test_infidelity_default_ignores_the_maps_scale_and_the_copy_over_channels():
+    # a CAM-like (B, 1, H, W) map: ×1e-3 or ×1e3, or copied over the C channels, scores the
+    # same by default (normalize=True), and very differently with normalize=False
+    model = smooth_cnn(c=3, k=3, act="tanh", seed=8)
+    x = rand(2, 3, 6, 6, seed=9)
+    cam = sw.attribute(model, x, [0, 1], method="grad_cam")
+    assert cam.values.shape[1] == 1
+    kw = dict(target=[0, 1], metric="infidelity", samples=6)
+    ref = sw.evaluate(model, x, cam.values, **kw)
+    assert ref.params["normalize"] is True and float(ref.scores.min()) > 1e-6
+    for map_ in (cam.values * 1e-3, cam.values * 1e3, cam.values.expand_as(x)):
+        other = sw.evaluate(model, x, map_, **kw)
+        rel = max_err(other.scores, ref.scores) / float(ref.scores.abs().max())
+        assert rel <= 1e-12, f"normalized infidelity changed with the map's scale: rel {rel:.1e}"
+    small = sw.evaluate(model, x, cam.values * 1e-3, normalize=False, **kw).scores
+    big = sw.evaluate(model, x, cam.values * 1e3, normalize=False, **kw).scores
+    assert bool((big > 100 * small).all()), "without normalize the scale must matter"
+    with pytest.raises(SaliencyError, match="normalize=False"):
+        sw.evaluate(model, x, cam, metric="infidelity", perturbation="baseline", normalize=True)
+
+
+def test_infidelity_dot_product_is_float64_for_float32_inputs():
+    # f ≡ 0, so the score is (IᵀΦ)² with one perturbation and normalize=False. Φ ~ ±1000 and
+    # I ~ 1 in float32, one pixel shifted so that IᵀΦ ≈ 0.1 after heavy cancellation: products
+    # of float32 numbers are exact in float64, while the float32 dot product (the code before
+    # this test) was off by 2 % in the score.
+    model = Lambda(lambda x: x.flatten(1)[:, :2] * 0.0)
+    g = torch.Generator().manual_seed(0)
+    C, H, W = 3, 16, 16
+    phi = (torch.randn(1, C, H, W, generator=g) * 1000).float()
+    pert = torch.rand(1, 1, C, H, W, generator=g).float()
+    exact = (pert[0].double() * phi.double()).sum()
+    phi[0, 0, 0, 0] -= float(exact / pert[0, 0, 0, 0, 0].double()) - 1.0
+    exact = float((pert[0].double() * phi.double()).sum()) ** 2
+    f32 = float((pert[0] * phi).sum()) ** 2
+    assert abs(f32 - exact) / exact > 1e-9, "the case must defeat a float32 dot product"
+    r = sw.evaluate(model, torch.ones(1, C, H, W), phi, target=0, metric="infidelity",
+                    perturbation=pert, normalize=False)
+    rel = abs(float(r.scores[0]) - exact) / exact
+    assert rel <= 1e-12, f"IᵀΦ not in float64: {float(r.scores[0])} vs {exact} (rel {rel:.1e})"
 
 
 def test_infidelity_seeded_and_bad_perturbation():
