@@ -633,6 +633,20 @@ def test_sparseness_and_complexity_closed_forms():
         assert math.isnan(float(r.scores[0]))
 
 
+def test_channel_reduction_runs_in_float64():
+    # channels (1e8, v, −1e8) in float32: a float32 sum over channels gives 0 or 8 (the ulp at
+    # 1e8), a float64 sum gives v exactly
+    model = linear_model(3, 4, 5, 2).float()
+    x = torch.rand(1, 3, 4, 5)
+    v = torch.rand(1, 4, 5, generator=torch.Generator().manual_seed(3)) + 0.5
+    big = torch.stack([torch.full_like(v, 1e8), v, torch.full_like(v, -1e8)], 1)
+    for metric in ("sparseness", "complexity"):
+        ours = sw.evaluate(model, x, big, target=0, metric=metric).scores
+        ref = sw.evaluate(model, x, v[:, None].double(), target=0, metric=metric).scores
+        err = max_err(ours, ref)
+        assert err <= 1e-12, f"{metric}: {ours.tolist()} vs {ref.tolist()} (tol 1e-12)"
+
+
 # ============================================================================================
 # validate
 # ============================================================================================
