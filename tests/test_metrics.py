@@ -7,6 +7,7 @@ model for infidelity and max-sensitivity). Each assert states its tolerance in i
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
 
@@ -591,16 +592,69 @@ def test_relevance_rank():
     m2[torch.argsort(flat)[0]] = True  # swap the best pixel for the worst: 6/7
     r = sw.evaluate(model, x, v, target=0, metric="relevance_rank", masks=m2.view(1, SIDE, SIDE))
     assert abs(float(r.scores[0]) - 6 / 7) <= 1e-15
-    # ties: broken by position (row-major), deterministically
+    # ties: fractional credit, whatever the tied pixels' positions. K = 2: (0, 0) is above
+    # the 2nd largest value (1.0); one place is left for the 11 pixels tied at 1.0, one of
+    # which is inside: (1 + 1/11) / 2 = 6/11 for both masks (by position: 1 and 0.5)
     tied = torch.zeros(1, 1, SIDE, SIDE, dtype=F64)
     tied[0, 0, 0, 0] = 2.0
     tied[0, 0, 0, 1:] = 1.0  # pixels (0, 1) … (0, 11) tie
     first = mask_at((0, 0), (0, 1))
     later = mask_at((0, 0), (0, 5))
-    for _ in range(2):
-        a = sw.evaluate(model, x, tied, target=0, metric="relevance_rank", masks=first)
-        b = sw.evaluate(model, x, tied, target=0, metric="relevance_rank", masks=later)
-        assert a.scores.tolist() == [1.0] and b.scores.tolist() == [0.5]
+    a = sw.evaluate(model, x, tied, target=0, metric="relevance_rank", masks=first)
+    b = sw.evaluate(model, x, tied, target=0, metric="relevance_rank", masks=later)
+    assert abs(float(a.scores[0]) - 6 / 11) <= 1e-15 and a.scores.tolist() == b.scores.tolist()
+
+
+def _rank_by_order(m: torch.Tensor, inside: torch.Tensor, order: list[int]) -> float:
+    """Relevance rank with ties broken by ``order`` (earlier in ``order`` ranks first)."""
+    pos = {p: i for i, p in enumerate(order)}
+    ranked = sorted(range(m.numel()), key=lambda p: (-float(m[p]), pos[p]))
+    k = int(inside.sum())
+    return sum(bool(inside[p]) for p in ranked[:k]) / k
+
+
+def test_relevance_rank_ties_score_the_expectation_over_random_tie_orders():
+    # 7 pixels, 3 of them tied at the threshold: the mean over all 7! tie-breaking orders
+    m = torch.tensor([3.0, 1.0, 0.0, 1.0, 2.0, 1.0, 0.0], dtype=F64)
+    model = Lambda(lambda x: x.flatten(1)[:, :2])
+    x = torch.zeros(1, 1, 1, 7, dtype=F64)
+    for bits in (0b1011000, 0b0100101, 0b1110001, 0b0001110):
+        inside = torch.tensor([bool(bits >> (6 - i) & 1) for i in range(7)])
+        orders = list(itertools.permutations(range(7)))
+        brute = sum(_rank_by_order(m, inside, list(o)) for o in orders) / len(orders)
+        r = sw.evaluate(model, x, m.view(1, 1, 1, 7), target=0, metric="relevance_rank",
+                        masks=inside.view(1, 1, 7))
+        assert abs(float(r.scores[0]) - brute) <= 1e-12, f"{float(r.scores[0])} vs {brute}"
+
+
+def test_relevance_rank_is_invariant_to_permuting_pixels():
+    # ReLU'd, coarsely quantised maps (many tied zeros and ties above them) with masks larger
+    # than the positive area, as a CAM map gives; flips and random pixel permutations applied
+    # to map and mask together change nothing (tie-breaking by position moved these scores)
+    B, H, W = 4, 12, 10
+    g = torch.Generator().manual_seed(5)
+    maps = (torch.randn(B, 1, H, W, generator=g, dtype=F64) * 2).round().clamp(min=0)
+    masks = torch.rand(B, H, W, generator=g) < 0.6
+    model = Lambda(lambda x: x.flatten(1)[:, :2])
+    x = torch.zeros(B, 1, H, W, dtype=F64)
+
+    def score(mp, mk):
+        return sw.evaluate(model, x, mp, target=0, metric="relevance_rank", masks=mk).scores
+
+    ref = score(maps, masks)
+    assert bool(((masks.flatten(1).sum(1) > (maps.flatten(1) > 0).sum(1))).all())
+    assert max_err(score(maps.flip(2), masks.flip(1)), ref) <= 1e-15
+    assert max_err(score(maps.flip(3), masks.flip(2)), ref) <= 1e-15
+    moved = 0.0
+    for seed in range(5):
+        perm = torch.randperm(H * W, generator=torch.Generator().manual_seed(seed))
+        pm = maps.flatten(2)[:, :, perm].view(B, 1, H, W)
+        pk = masks.flatten(1)[:, perm].view(B, H, W)
+        assert max_err(score(pm, pk), ref) <= 1e-15, f"permutation {seed} changed the score"
+        by_position = [_rank_by_order(pm[b].flatten(), pk[b].flatten(), list(range(H * W)))
+                       for b in range(B)]
+        moved = max(moved, max_err(torch.tensor(by_position, dtype=F64), ref))
+    assert moved > 0.01, "the maps must be ones where tie-breaking by position matters"
 
 
 # ============================================================================================
