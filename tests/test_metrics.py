@@ -20,6 +20,7 @@ from torch import nn
 
 import saliency_widgets as sw
 from saliency_widgets.errors import SaliencyError
+from saliency_widgets.metrics._curve import removal_order
 
 try:
     from .models import Lambda, bias_free_relu_cnn, linear_model, smooth_cnn
@@ -462,6 +463,53 @@ def test_deletion_actually_modifies_the_input():
     assert r.curve[0].tolist() == [1.0] + [0.0] * 16, r.curve
 
 
+def test_removal_order_breaks_ties_by_a_seeded_permutation():
+    g = torch.Generator().manual_seed(8)
+    maps = (torch.randn(3, 2, 6, 7, generator=g, dtype=F64)).round().clamp(min=0)  # many ties
+    order = removal_order(maps, "sum", tie_seed=0)
+    m = sw.reduce_channels(maps, "sum").flatten(1)
+    assert order.shape == (3, 42) and order.dtype == torch.int64
+    assert bool((order.sort(1).values == torch.arange(42)).all()), "not a permutation"
+    assert bool((m.gather(1, order).diff(dim=1) <= 0).all()), "not most relevant first"
+    # within a tie the order is the seeded permutation's, the same for every example
+    perm = torch.randperm(42, generator=torch.Generator().manual_seed(0)).tolist()
+    for b in range(3):
+        for v in m[b].unique():
+            tied = [p for p in order[b].tolist() if m[b, p] == v]
+            assert tied == sorted(tied, key=perm.index), "ties not in the seeded order"
+    assert torch.equal(removal_order(maps[1:2], "sum", 0), order[1:2]), "batch-dependent"
+    assert not torch.equal(removal_order(maps, "sum", 1), order), "tie_seed has no effect"
+    tie_free = torch.randn(2, 1, 6, 7, generator=g, dtype=F64)
+    assert torch.equal(removal_order(tie_free, "sum", 0), removal_order(tie_free, "sum", 5))
+    positional = torch.argsort(-m, dim=1, stable=True)
+    assert not torch.equal(order, positional), "ties must not be broken by position"
+
+
+@pytest.mark.parametrize("metric", ["deletion", "insertion"])
+def test_curve_follows_the_recorded_pixel_order(metric):
+    # additive model, zero substrate, one pixel per step: point k of the curve is f of the
+    # input with exactly the first k pixels of removal_order moved (a tie-heavy map, so the
+    # order is mostly the seeded tie order)
+    values = CONTRIB.clamp(min=0).sum(1, keepdim=True).round()  # ≥ 0, many tied zeros
+    for tie_seed in (0, 3):
+        r = sw.evaluate(ADDITIVE, X_ADD, values, target=0, metric=metric, baseline=0.0,
+                        steps=HW, tie_seed=tie_seed)
+        assert r.params["tie_seed"] == tie_seed
+        order = removal_order(values, r.params["reduction"], r.params["tie_seed"])[0]
+        moved = torch.zeros(HW, dtype=torch.bool)
+        expected = []
+        for k in range(HW + 1):
+            keep = ~moved if metric == "deletion" else moved
+            xk = X_ADD * keep.view(1, 1, H_ADD, W_ADD)
+            expected.append(float(objective(ADDITIVE, xk, [0])[0]))
+            if k < HW:
+                moved[order[k]] = True
+        assert max_err(r.curve[0], torch.tensor(expected, dtype=F64)) <= 1e-12, \
+            f"{metric}: the curve does not follow removal_order (tie_seed {tie_seed})"
+    with pytest.raises(SaliencyError, match="tie_seed"):
+        sw.evaluate(ADDITIVE, X_ADD, values, target=0, metric=metric, tie_seed=-1)
+
+
 # ============================================================================================
 # pointing game, relevance mass, relevance rank
 # ============================================================================================
@@ -614,16 +662,16 @@ def _rank_by_order(m: torch.Tensor, inside: torch.Tensor, order: list[int]) -> f
 
 
 def test_relevance_rank_ties_score_the_expectation_over_random_tie_orders():
-    # 7 pixels, 3 of them tied at the threshold: the mean over all 7! tie-breaking orders
-    m = torch.tensor([3.0, 1.0, 0.0, 1.0, 2.0, 1.0, 0.0], dtype=F64)
+    # 6 pixels, 3 of them tied: the mean over all 6! tie-breaking orders
+    m = torch.tensor([3.0, 1.0, 0.0, 1.0, 2.0, 1.0], dtype=F64)
     model = Lambda(lambda x: x.flatten(1)[:, :2])
-    x = torch.zeros(1, 1, 1, 7, dtype=F64)
-    for bits in (0b1011000, 0b0100101, 0b1110001, 0b0001110):
-        inside = torch.tensor([bool(bits >> (6 - i) & 1) for i in range(7)])
-        orders = list(itertools.permutations(range(7)))
+    x = torch.zeros(1, 1, 1, 6, dtype=F64)
+    orders = list(itertools.permutations(range(6)))
+    for bits in (0b101100, 0b010010, 0b111000, 0b000111, 0b110101):
+        inside = torch.tensor([bool(bits >> (5 - i) & 1) for i in range(6)])
         brute = sum(_rank_by_order(m, inside, list(o)) for o in orders) / len(orders)
-        r = sw.evaluate(model, x, m.view(1, 1, 1, 7), target=0, metric="relevance_rank",
-                        masks=inside.view(1, 1, 7))
+        r = sw.evaluate(model, x, m.view(1, 1, 1, 6), target=0, metric="relevance_rank",
+                        masks=inside.view(1, 1, 6))
         assert abs(float(r.scores[0]) - brute) <= 1e-12, f"{float(r.scores[0])} vs {brute}"
 
 
