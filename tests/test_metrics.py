@@ -7,6 +7,7 @@ model for infidelity and max-sensitivity). Each assert states its tolerance in i
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import warnings
@@ -293,6 +294,30 @@ def test_completeness_ig_300_steps_smooth_model(act):
         rec = attr.extras["relative_completeness_gap"].double()
         assert max_err(r.scores, rec) <= 1e-9, \
             f"metric vs the IG record's own relative gap: {max_err(r.scores, rec):.2e} (tol 1e-9)"
+
+
+def test_completeness_kernel_shap_sums_its_segment_values():
+    # KernelSHAP enforces Σφ = f(x) − f(x′) exactly; its map paints φ_m on each of segment m's
+    # pixels, so the pixel sum (what the metric used, and what a plain tensor still gives) is
+    # off by the segment sizes
+    model = smooth_cnn(c=3, k=3, act="softplus", seed=3)
+    x = rand(2, 3, 8, 8, seed=4).abs().clamp(max=1)
+    norm = ((0.5,) * 3, (0.25,) * 3)
+    for baseline in (0.0, "black", "uniform", "blur"):
+        attr = sw.attribute(model, x, [0, 1], method="kernel_shap", grid=2, samples=24,
+                            baseline=baseline, normalization=norm, seed=2)
+        r = sw.evaluate(model, x, attr, metric="completeness")
+        assert r.params["baseline"] == baseline
+        assert float(r.scores.max()) <= 1e-12, f"{baseline}: gap {r.scores.tolist()} (1e-12)"
+        if baseline == 0.0:
+            pixels = sw.evaluate(model, x, attr.values, target=[0, 1], metric="completeness",
+                                 baseline=0.0)
+            assert float(pixels.scores.min()) > 1.0, "the pixel sum must be far off (16 px each)"
+    # a broken record (values that do not add up) is caught: the metric recomputes f(x), f(x′)
+    half = dataclasses.replace(attr, extras={**attr.extras,
+                                             "segment_values": attr.extras["segment_values"] / 2})
+    r = sw.evaluate(model, x, half, metric="completeness")
+    assert max_err(r.scores, torch.full((2,), 0.5, dtype=F64)) <= 1e-10
 
 
 def test_completeness_undefined_without_a_baseline():
