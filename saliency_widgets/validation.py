@@ -53,8 +53,10 @@ class ValidationTable:
     ``seed``; the same resamples for every method and metric, a paired bootstrap). Each mean and
     each mean rank (ranks recomputed in every resample) gets its percentile interval at
     ``confidence``. Two methods differ significantly when the interval of their paired difference
-    excludes 0. With fewer than two examples (or ``bootstrap=0``) there are no intervals, and no
-    difference is called significant or not (``None``).
+    excludes 0 (each pair on its own: no correction for multiple comparisons, so with many
+    methods expect some differences by chance). With fewer than two examples (or
+    ``bootstrap=0``) there are no intervals, and no difference is called significant or not
+    (``None``).
     """
 
     methods: tuple[str, ...]
@@ -270,8 +272,8 @@ class ValidationTable:
             for metric in self.metrics:
                 v, r = self.score(m, metric), ranks[metric][m]
                 lo, hi = self.interval(m, metric)
-                cells.append("nan" if math.isnan(v) else
-                             f"{v:.4g}{interval(lo, hi)} ({r:g}{mark(m, above[metric][m], metric)})")
+                tie = mark(m, above[metric][m], metric)
+                cells.append("nan" if math.isnan(v) else f"{v:.4g}{interval(lo, hi)} ({r:g}{tie})")
             mr = mean_rank[m]
             lo, hi = self.interval(m)
             cells.append("nan" if math.isnan(mr) else

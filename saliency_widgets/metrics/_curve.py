@@ -2,14 +2,13 @@
 
 Pixels (all channels at once) are ranked by the reduced map, highest first. Ties are broken by a
 seeded random permutation of the pixels (``tie_seed``, recorded in ``params``), never by position:
-a ReLU'd CAM map is zero on most pixels, and removing its zeros top-left first would score where
-the object lies rather than the map. :func:`removal_order` returns that exact order (the same
-for every example, device and batch), so a curve can be replayed or scrubbed pixel by pixel.
-At step ``k`` of ``steps`` the top ``round(k·HW/steps)``
-pixels are moved: deletion replaces them with the substrate, insertion copies them from the image
-into the substrate. The curve is the explained objective (``logit[t] − logit[c]``, so contrastive
-objectives are honoured) or, with ``score="probability"``, softmax(target) − softmax(contrast).
-The AUC is the trapezoid on [0, 1].
+a ReLU'd CAM map is zero on most pixels, and removing its zeros top-left first would make the
+score depend on where the object lies. :func:`removal_order` returns that exact order (the same
+for every example, device and batch), so a curve can be replayed or scrubbed pixel by pixel. At
+step ``k`` of ``steps`` the top ``round(k·HW/steps)`` pixels are moved: deletion replaces them
+with the substrate, insertion copies them from the image into the substrate. The curve is the
+explained objective (``logit[t] − logit[c]``, so contrastive objectives are honoured) or, with
+``score="probability"``, softmax(target) − softmax(contrast). The AUC is the trapezoid on [0, 1].
 """
 
 from __future__ import annotations

@@ -16,9 +16,10 @@ fraction of the *pixel* range and equal in pixel units for every channel. Withou
 the imputation runs in the model's input space. Pixels that are not removed are never altered.
 
 Removal: pixels are ranked by the channel-reduced map as in deletion (highest first, ties in the
-seeded random order of ``tie_seed``, see ``_curve.removal_order``). At percentage ``p`` MoRF removes the ``round(p·HW)`` top-ranked pixels and LeRF the
-``round(p·HW)`` bottom-ranked ones; larger percentages remove supersets. Each perturbed input is
-scored with the explained objective (``logit[t] − logit[c]``; contrast honoured).
+seeded random order of ``tie_seed``, see ``_curve.removal_order``). At percentage ``p`` MoRF
+removes the ``round(p·HW)`` top-ranked pixels and LeRF the ``round(p·HW)`` bottom-ranked ones;
+larger percentages remove supersets. Each perturbed input is scored with the explained objective
+(``logit[t] − logit[c]``; contrast honoured).
 
 Score (higher is better for every ``order``): with ``f`` the objective on the clean input,
 ``morf`` → mean over percentages of ``f − MoRF(p)`` (how much removing the most relevant pixels
