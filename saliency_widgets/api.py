@@ -23,6 +23,9 @@ from .registry import METHODS, METRICS, Spec, unknown_param_message
 from .work import Work
 
 _HALF = (torch.float16, torch.bfloat16)
+# metric parameters a metric resolves itself (defaults that depend on the input or the record):
+# they go to MetricResult.params, every other note to extras
+_RESOLVED = ("baseline", "tolerance", "samples", "normalize")
 
 
 def list_methods() -> list[dict[str, Any]]:
@@ -319,9 +322,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
                         curve_x=None if scored.curve_x is None else scored.curve_x.cpu(),
                         higher_is_better=bool(spec.higher_is_better),
                         params={**full, **{k: v for k, v in mc.extras.items()
-                                           if k in ("baseline", "tolerance", "samples")}},
+                                           if k in _RESOLVED}},
                         extras={k: v for k, v in mc.extras.items()
-                                if k not in ("baseline", "tolerance", "samples")},
+                                if k not in _RESOLVED},
                         seconds=time.perf_counter() - started)
 
 

@@ -511,15 +511,27 @@ def test_batch_independence(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-def test_smoothgrad_without_noise_is_batch_independent_and_equals_its_base(dtype):
+def test_smoothgrad_with_noise_is_batch_independent(dtype):
+    # The noise is one draw per sample shared by the batch (each example scaled by its own
+    # range), so an example's map does not depend on its batch mates or its position. (This was
+    # tested only with noise=0 while each example drew its own noise from one stream.)
     model, x = make_cnn(dtype), make_x(3, dtype)
     target = [2, 0, 1]
-    batch = attribute(model, x, "smoothgrad", noise=0.0, target=target)
+    for aggregation in ("mean", "square", "variance"):
+        kw = dict(noise=0.2, samples=4, aggregation=aggregation, seed=5)
+        batch = attribute(model, x, "smoothgrad", target=target, **kw)
+        flipped = attribute(model, x.flip(0), "smoothgrad", target=target[::-1], **kw)
+        torch.testing.assert_close(flipped.values.flip(0), batch.values, rtol=0,
+                                   atol=TOL[dtype])
+        for i in range(3):
+            alone = attribute(model, x[i:i + 1], "smoothgrad", target=target[i], **kw)
+            torch.testing.assert_close(batch.values[i:i + 1], alone.values, rtol=0,
+                                       atol=TOL[dtype])
+    clean = attribute(model, x, "smoothgrad", noise=0.0, samples=4, target=target)
     grad = attribute(model, x, "gradient", target=target)
-    torch.testing.assert_close(batch.values, grad.values, rtol=0, atol=TOL[dtype])
-    for i in range(3):
-        alone = attribute(model, x[i:i + 1], "smoothgrad", noise=0.0, target=target[i])
-        torch.testing.assert_close(batch.values[i:i + 1], alone.values, rtol=0, atol=TOL[dtype])
+    torch.testing.assert_close(clean.values, grad.values, rtol=0, atol=TOL[dtype])
+    noisy = attribute(model, x, "smoothgrad", noise=0.2, samples=4, target=target)
+    assert (noisy.values - grad.values).abs().max() > 100 * TOL[dtype], "the noise did nothing"
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
