@@ -93,6 +93,14 @@ class Panel(LockedSync, anywidget.AnyWidget):
         self.entry: Entry | None = None
         """The entry whose maps are shown now (None unless the state is ``ready``)."""
 
+    def hide(self) -> None:
+        """The method was deselected: send no maps (the pinned result stays in Python)."""
+        if self.entry is not None:
+            with self.hold_sync():
+                self.signed = self.absolute = None
+                self.entry = None
+                self.state = "computing"
+
     def pinned(self, key: PanelKey) -> Entry | None:
         """The pinned result if it is the one ``key`` asks for."""
         return self.result[1] if self.result is not None and self.result[0] == key else None

@@ -128,7 +128,6 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         self._cache: ByteLRU[Entry] = ByteLRU(cache_bytes, lambda e: e.nbytes)
         self._errors: dict[Hashable, str] = {}
         self._cancelled: set[Hashable] = set()
-        self._slots: dict[str, Panel] = {}
         self._resolving = False
         self._ready = False
         self._last_progress = 0.0
@@ -138,7 +137,13 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         # shows output that arrives after a cell finished). The worker itself runs outside it:
         # its state messages must not be tied to a finished cell (nbclient would drop them).
         self._cell = contextvars.copy_context()
-        super().__init__()
+        lock = threading.RLock()
+        # One panel model per registered method, made now, while the cell runs: marimo cannot
+        # create an anywidget model from a message handler (it needs the cell's context for the
+        # model's code), so a toggle must never create one.
+        self._slots: dict[str, Panel] = {
+            m["name"]: Panel(m["name"], m["label"], sync_lock=lock) for m in list_methods()}
+        super().__init__(sync_lock=lock)
         self._worker = Worker(on_failure=self._internal_error)
         with self.hold_sync():
             self.labels = self._names
@@ -415,7 +420,7 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
                     panel.show(key, "computing", objective)
                     jobs.append(self._job(key, kwargs))
             for method in set(self._slots) - set(self.methods_selected):
-                self._slots.pop(method).close()
+                self._slots[method].hide()  # its maps leave the browser; its result stays pinned
             if schedule:
                 self._worker.schedule(jobs)
             computing = [p for p in panels if p.state == "computing"]
@@ -432,11 +437,7 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
                     self.message = f"computing {', '.join(p.label for p in computing)}"
 
     def _slot(self, method: str) -> Panel:
-        panel = self._slots.get(method)
-        if panel is None:
-            panel = self._slots[method] = Panel(method, METHODS.get(method).label,
-                                                sync_lock=self._sync_lock)
-        return panel
+        return self._slots[method]
 
     def _job(self, key: PanelKey, kwargs: dict[str, Any]) -> Job:
         run = explain_job(self._model, self._prepared, kwargs, seed=self._seed,
