@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable, Sequence
 
 from .cache import ByteLRU
+from .jobs import Job
 from .panel import Entry, Panel, PanelKey
 
 
@@ -97,3 +98,17 @@ class Board:
     def close(self) -> None:
         for panel in self.slots.values():
             panel.close()
+
+
+class Extra:
+    """A feature that adds work after the maps (metric badges, curves, attacks, …).
+
+    The widget asks every extra, at each refresh and after the maps' own jobs, which jobs it
+    wants now (``jobs(layout)``; the ready panels are ``[p for p in layout.panels if p.entry]``).
+    The worker runs the maps first, then the extras' jobs in the order given; a new selection
+    replaces the whole list, so an extra asks only for what is still missing for what is shown.
+    Its job callbacks write its traits under the widget's lock and call ``refresh()``.
+    """
+
+    def jobs(self, layout: Layout) -> list[Job]:
+        return []

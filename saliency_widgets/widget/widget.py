@@ -37,7 +37,7 @@ from ..errors import SaliencyError, SaliencyWarning
 from ..render import Overlay, display_map, overlay_grid
 from ..render.heatmap import SIGNS
 from .assets import COLORMAPS, bundle, colormap_lut, known_colormap
-from .board import Board, Planned
+from .board import Board, Extra, Planned
 from .compute import explain_job
 from .image import Prepared, prepare
 from .jobs import Job, Worker
@@ -143,6 +143,7 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         registry = list_methods()
         self._defaults = {m["name"]: m["params"] for m in registry}
         self._board = Board([(m["name"], m["label"]) for m in registry], cache_bytes, lock)
+        self._extras: list[Extra] = []  # features that add work after the maps (board.Extra)
         super().__init__(sync_lock=lock)
         self._worker = Worker(on_failure=self._internal_error)
         with self.hold_sync():
@@ -392,8 +393,10 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
                     planned.append(Planned(method, error=str(err)))
             layout = self._board.lay_out(planned, self._objective)
             if schedule:
-                self._worker.schedule([self._job(p.key, p.kwargs) for p in layout.missing
-                                       if p.key is not None])
+                jobs = [self._job(p.key, p.kwargs) for p in layout.missing if p.key is not None]
+                for extra in self._extras:  # e.g. metric badges: after the maps
+                    jobs += extra.jobs(layout)
+                self._worker.schedule(jobs)
             with self.hold_sync():
                 if self.panels != layout.panels:
                     self.panels = layout.panels
