@@ -87,6 +87,9 @@ class Explainee:
         self.differentiable = False
         self.notes: dict[str, Any] = {}
         self.resolved: dict[str, Any] = {}
+        self.trace: Callable[..., None] | None = None
+        """``trace(method, **step)``: set by ``api.attribution_path`` to receive a method's
+        per-step values (IG's nodes, SmoothGrad's samples, occlusion's windows); None otherwise."""
 
     # --- logits and scores -------------------------------------------------------------------
     def logits(self, xb: torch.Tensor) -> torch.Tensor:
