@@ -69,6 +69,7 @@ def opened():
     widgets = []
 
     def make(model=None, image=None, **kw):
+        kw.setdefault("metrics", ())  # the maps alone (badges: tests/test_widget_trust.py)
         w = sw.show(tiny_cnn() if model is None else model, rgb() if image is None else image,
                     **kw)
         widgets.append(w)
@@ -99,6 +100,8 @@ def test_state_sends_arrays_as_buffers_not_json_numbers(opened):
     buffer_paths = {tuple(p) for p in paths}
     assert ("image", "view") in buffer_paths and ("colormaps", "lut", "view") in buffer_paths
     assert sum(b.nbytes for b in buffers) >= 32 * 32 * 3
+    code = {k: clean.pop(k) for k in ("_esm", "_css")}  # the bundle's text, sent once
+    assert sum(map(len, code.values())) < 200_000
     assert len(json.dumps(clean)) < 60_000  # labels, registry, titles: no arrays in JSON
     assert all(ref.startswith("IPY_MODEL_") for ref in clean["panels"])  # child models
     for panel in w.panels:  # each panel's maps travel as its own binary buffers

@@ -19,6 +19,10 @@ import { h } from "./dom";
 import { listen, type Model, type WidgetModel } from "./model";
 import { PanelSync, PanelView, viewSize, type Display, type Hover, type Scene } from "./panels";
 import { createStore, frameScheduler } from "./store";
+import { CurveAxes, trustAddon } from "./trust/addon";
+import { metricControls } from "./trust/metricControls";
+import { PathSection } from "./trust/pathView";
+import { SanitySection } from "./trust/sanityView";
 import { resetView, type ViewState } from "./viewport";
 import "./widget.css";
 
@@ -55,9 +59,10 @@ function render({ model, el }: RenderProps<Model>): () => void {
   const bar2 = h("div", { class: "sw-row sw-classes" });
   const preds = h("div", { class: "sw-row" });
   const bar3 = h("div", { class: "sw-row sw-display" });
+  const metrics = h("div", { class: "sw-row sw-metrics" });
   const status = h("div", { class: "sw-row" });
   const grid = h("div", { class: "sw-panels", "data-testid": "panels" });
-  root.append(bar1, params, bar2, preds, bar3, status, grid);
+  root.append(bar1, params, bar2, preds, bar3, metrics, status, grid);
 
   let display = displayOf(model);
   const frame = frameScheduler(() => {
@@ -66,13 +71,24 @@ function render({ model, el }: RenderProps<Model>): () => void {
       pv.draw(view.get(), hover.get());
     }
   });
+  // the trust views: badges and curves in each panel, sanity check and path below the panels
+  const sanity = new SanitySection(model, scene, () => display);
+  const path = new PathSection(model, scene, () => display);
+  root.append(sanity.root, path.root);
+  const axes = new CurveAxes();
   const restyle = () => {
     display = displayOf(model);
     for (const pv of views.values()) pv.dirty = true;
     frame.request();
+    sanity.restyle();
+    path.restyle();
   };
   const onRetry = () => model.send({ type: "retry" });
-  const make = (method: string) => new PanelView(method, scene, view, hover, onRetry);
+  const make = (method: string) => {
+    const pv = new PanelView(method, scene, view, hover, onRetry);
+    pv.addons.push(trustAddon(pv, { scene, axes, sanity, redraw: () => frame.request() }));
+    return pv;
+  };
   const sync = new PanelSync(model, grid, views, make, () => frame.request());
   const panels = () => void sync.sync();
   panels();
@@ -89,6 +105,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
     clipControl(model, bar3),
     thresholdControl(model, bar3),
     zoomButtons(bar3, view, scene.view, scene.size),
+    metricControls(model, metrics),
     statusBar(model, status),
     downloadButton(status, views),
     listen(model, ["panels"], panels),
@@ -102,6 +119,8 @@ function render({ model, el }: RenderProps<Model>): () => void {
     for (const off of cleanups) off();
     for (const pv of views.values()) pv.destroy();
     views.clear();
+    sanity.destroy();
+    path.destroy();
     root.remove();
   };
 }

@@ -86,6 +86,11 @@ class Panel(LockedSync, anywidget.AnyWidget):
     contrast = t.Int(None, allow_none=True).tag(sync=True)
     signed = t.Dict(None, allow_none=True).tag(sync=True)
     absolute = t.Dict(None, allow_none=True).tag(sync=True)
+    # the trust views (widget/trust/): metric badges, deletion/insertion curves with their pixel
+    # order, the randomization cascade's maps and curve
+    badges = t.List(t.Dict()).tag(sync=True)
+    curves = t.Dict(None, allow_none=True).tag(sync=True)
+    sanity = t.Dict(None, allow_none=True).tag(sync=True)
 
     def __init__(self, method: str, label: str, *, sync_lock: threading.RLock) -> None:
         super().__init__(sync_lock=sync_lock, method=method, label=label, title=label)

@@ -47,11 +47,12 @@ from .params import jsonable, layer_choices
 from .plan import Selection, plan
 from .payload import to_payload
 from .sync import LockedSync
+from .trust import TrustViews
 
 _DISPLAY = ("colormap", "opacity", "sign", "clip_percentile", "threshold")
 
 
-class SaliencyWidget(LockedSync, anywidget.AnyWidget):
+class SaliencyWidget(TrustViews, LockedSync, anywidget.AnyWidget):
     """Heatmaps of several attribution methods over one image, side by side, zoom linked.
 
     Open it with :func:`show`. Traits listed under "Testing contract" in the README are stable.
@@ -103,7 +104,8 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
                  mean: Any = None, std: Any = None, target: int | None = None,
                  contrast: int | str | None = None, top_k: int = 5,
                  cache_bytes: int = 512 * 2**20, output: Any = None,
-                 seed: int = 0, **display: Any) -> None:
+                 seed: int = 0, metrics: Sequence[str] | None = None, masks: Any = None,
+                 **display: Any) -> None:
         if not isinstance(model, nn.Module):
             raise SaliencyError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if isinstance(methods, str):
@@ -146,6 +148,7 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         self._extras: list[Extra] = []  # features that add work after the maps (board.Extra)
         super().__init__(sync_lock=lock)
         self._worker = Worker(on_failure=self._internal_error)
+        self._init_trust(metrics, masks)  # badges, curves, sanity check, path (trust/)
         with self.hold_sync():
             self.labels = self._names
             self.methods = self._describe_methods()
@@ -392,18 +395,27 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
                 except SaliencyError as err:
                     planned.append(Planned(method, error=str(err)))
             layout = self._board.lay_out(planned, self._objective)
+            for extra in self._extras:
+                extra.show(layout)
+            panels = self._trust_order(layout)  # rank_by
+            later = [job for extra in self._extras for job in extra.jobs(layout)]  # after maps
             if schedule:
                 jobs = [self._job(p.key, p.kwargs) for p in layout.missing if p.key is not None]
-                for extra in self._extras:  # e.g. metric badges: after the maps
-                    jobs += extra.jobs(layout)
-                self._worker.schedule(jobs)
+                running = self._worker.running_key
+                if jobs and running is not None and not isinstance(running, PanelKey):
+                    # a new map goes first: the running extra job stops, and is asked again after
+                    later = [job for job in later if job.key != running]
+                self._worker.schedule(jobs + later)
+            status, message = layout.status, layout.message
+            if status == "idle" and later:
+                status, message = "computing", f"computing {getattr(later[0].key, 'label', '')}"
             with self.hold_sync():
-                if self.panels != layout.panels:
-                    self.panels = layout.panels
+                if self.panels != panels:
+                    self.panels = panels
                 self.error = layout.error
-                self.status = layout.status
-                self.message = layout.message
-                if layout.status != "computing":
+                self.status = status
+                self.message = message
+                if status != "computing":
                     self.progress = 0.0
 
     def _job(self, key: PanelKey, kwargs: dict[str, Any]) -> Job:
@@ -524,6 +536,9 @@ def show(model: nn.Module, image: Any, *, preprocess: Callable[[Any], Any] | Non
         ``target``, ``contrast`` (an index or ``"runner_up"``), ``top_k``, ``cache_bytes``,
         ``output`` (which model output holds the logits), ``seed``, and the display options
         ``colormap``, ``opacity``, ``sign``, ``clip_percentile``, ``threshold``.
+        ``metrics`` (default deletion, insertion, infidelity, max-sensitivity; ``()`` for none)
+        are shown as badges on every panel, computed in the background after the maps, and
+        ``masks`` (one ``(H, W)`` bool mask of the model's input) adds the localization metrics.
     """
     widget = SaliencyWidget(model, image, preprocess=preprocess, labels=labels, methods=methods,
                             mean=mean, std=std, **options)
