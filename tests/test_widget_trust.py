@@ -399,3 +399,37 @@ def test_path_waits_for_its_panel_and_refuses_other_methods(opened):
     assert w.path_info["state"] == "waiting" and "select Occlusion" in w.path_info["message"]
     with pytest.raises(t.TraitError, match="integrated_gradients, smoothgrad, occlusion"):
         w.path_method = "gradient"
+
+
+EXIT_WHILE_BUSY = r'''
+import time
+import numpy as np, torch, torch.nn as nn, saliency_widgets as sw
+torch.manual_seed(0)
+model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.ReLU(), nn.Conv2d(16, 16, 3, padding=1),
+                      nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(16, 5)).eval()
+image = (np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)
+w = sw.show(model, image, methods=("gradient",))  # the default badges follow the map
+while w.panels[0].state != "ready":
+    time.sleep(0.01)
+time.sleep(0.2)
+print("busy", w._worker.busy)
+'''
+
+
+def test_a_script_may_exit_while_badges_are_computed(tmp_path):
+    """A daemon worker frozen inside a torch op at interpreter exit aborts the process
+    ("terminate called without an active exception", exit code 134): the worker is stopped at
+    its next chunk and joined at exit instead. (Slow for a unit test, 5–10 s: a fresh
+    interpreter imports torch; without a subprocess there is no interpreter exit to test.)"""
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join(filter(None, [os.getcwd(),
+                                                        os.environ.get("PYTHONPATH")])))
+    done = subprocess.run([sys.executable, "-c", EXIT_WHILE_BUSY], env=env, cwd=os.getcwd(),
+                          capture_output=True, text=True, timeout=120)
+    assert "busy True" in done.stdout  # it did exit mid-work
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "terminate called" not in done.stderr

@@ -36,6 +36,10 @@ export function badgeTitle(b: Badge): string {
     `Parameters: ${b.params.map(([k, v]) => `${k}=${v}`).join(", ") || "none"}`,
     `Trivial maps on the same metric: random ${formatMetric(b.random)}, edge (Sobel) ${formatMetric(b.edge)}`,
   ];
+  const wins = [beats(b.value, b.random, b.higher_is_better), beats(b.value, b.edge, b.higher_is_better)];
+  if (!wins.includes(null)) {
+    lines.push(wins.every(Boolean) ? "Better than both trivial maps." : "Not better than both trivial maps (dashed border): on this metric the map has not shown it explains the model.");
+  }
   if (b.rank !== null) lines.push(`Rank ${b.rank} of ${b.of} shown methods`);
   if (b.state === "ready" && b.undefined) lines.push("Undefined for this map (e.g. an all-zero map).");
   if (b.state === "error") lines.push(`Failed: ${b.error}`);

@@ -53,6 +53,7 @@ export class PathSection {
   private readonly chart = new LineChart(BOX, "sw-path-chart");
   private readonly words: HTMLDivElement;
   private readonly check: HTMLDivElement;
+  private readonly chartCaption = h("figcaption", { class: "sw-chart-caption" });
   private readonly cleanups: (() => void)[] = [];
   private timer: ReturnType<typeof setTimeout> | null = null;
   private positions: Float32Array | null = null;
@@ -72,7 +73,9 @@ export class PathSection {
       { class: "sw-path-view", "data-testid": "path-view", hidden: true },
       this.status,
       h("div", { class: "sw-path-figures" }, ...this.canvases.map((c, i) => h("figure", {}, c, this.captions[i]))),
-      h("div", { class: "sw-row" }, this.slider, this.chart.el),
+      h("div", { class: "sw-row" },
+        h("label", { class: "sw-field" }, h("span", { class: "sw-field-label", text: "step" }), this.slider),
+        h("figure", {}, this.chart.el, this.chartCaption)),
       this.words,
       this.check,
     );
@@ -141,6 +144,8 @@ export class PathSection {
       this.slider.max = String(Math.max(0, (info.steps ?? 1) - 1));
       const scores = info.scores ? (decode(info.scores) as Float32Array) : null;
       this.chart.el.style.display = scores ? "" : "none";
+      this.chartCaption.textContent = !scores ? "" : method === "integrated_gradients"
+        ? "the score along the path, α from 0 to 1" : "the score with each window covered";
       if (scores && this.positions) this.chart.draw([{ xs: this.positions, ys: scores, cls: "sw-line" }]);
     }
     this.check.textContent = completenessWords(info);

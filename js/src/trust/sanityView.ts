@@ -128,7 +128,8 @@ export class SanitySection {
       { class: "sw-sanity-row", "data-method": method },
       h("figure", {}, original, h("figcaption", { text: "original" })),
       h("figure", {}, map, caption),
-      h("div", { class: "sw-sanity-side" }, chart.el, verdict),
+      h("div", { class: "sw-sanity-side" }, chart.el,
+        h("span", { class: "sw-chart-caption", text: "similarity to the original map by depth (dashed: the flag threshold)" }), verdict),
     );
     return { root, original, map, chart, caption, verdict, label: method, panelId: "", signed: null, absolute: null, dataId: "", data: null, steps: 0, depthSigned: null, depthAbsolute: null, curve: null };
   }
@@ -175,7 +176,7 @@ export class SanitySection {
     row.map.dataset.depth = String(d);
     row.map.dataset.sum = signed ? finiteSum(signed).toPrecision(8) : "";
     const sim = d === 0 ? 1 : row.curve[d - 1];
-    row.caption.textContent = d === 0 ? "depth 0 (trained)" : `depth ${d}: ${data.similarity === "spearman_abs" ? "|Spearman|" : data.similarity} ${formatMetric(sim)}`;
+    row.caption.textContent = d === 0 ? "depth 0 (trained)" : `depth ${d}: ${data.similarity === "spearman_abs" ? "ρ(|map|)" : data.similarity} ${formatMetric(sim)}`;
     const xs = Float32Array.from({ length: row.steps + 1 }, (_, i) => i);
     const ys = Float32Array.from([1, ...row.curve]);
     const threshold = data.threshold ?? 0.5;

@@ -6,8 +6,9 @@ import math
 from typing import Any, Mapping
 
 FLAG_SIMILARITY = 0.5
-"""A map whose |Spearman| similarity to the original stays at or above this once every block of
-the model is randomized is flagged: it barely depends on what the model learned."""
+"""A map whose similarity to the original (by default the Spearman rank correlation of |map|)
+stays at or above this once every block of the model is randomized is flagged: it barely depends
+on what the model learned."""
 
 
 def param_text(params: Mapping[str, Any]) -> list[list[str]]:
@@ -27,7 +28,8 @@ def param_text(params: Mapping[str, Any]) -> list[list[str]]:
 
 
 def _name(similarity: str) -> str:
-    return {"spearman_abs": "|Spearman|", "spearman": "Spearman", "ssim": "SSIM",
+    return {"spearman_abs": "rank correlation of |map|", "spearman": "rank correlation",
+            "ssim": "SSIM",
             "hog": "HOG correlation"}.get(similarity, similarity)
 
 
