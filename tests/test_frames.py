@@ -187,8 +187,8 @@ def test_evaluate_trivial_is_evaluate_of_the_trivial_map(model, x, metric):
         values = api.trivial_map(kind, x, normalization=NORM, seed=3)
         ref = sw.evaluate(model, x, values, metric=metric, target=0, seed=3,
                           normalization=NORM,
-                          explain=lambda net, xb: api.trivial_map(kind, xb, normalization=NORM,
-                                                                  seed=3))
+                          explain=lambda net, xb, kind=kind: api.trivial_map(
+                              kind, xb, normalization=NORM, seed=3))
         torch.testing.assert_close(got.scores, ref.scores, rtol=0, atol=0)
     # a fixed random map ignores the input: perfectly stable
     stable = api.evaluate_trivial(model, x, "random", metric="max_sensitivity", target=0)

@@ -5,7 +5,6 @@ scrubbable curves' payloads, the randomization sanity check, and the attribution
 
 from __future__ import annotations
 
-import threading
 import time
 import warnings
 
@@ -201,6 +200,25 @@ def test_localization_badges_need_masks_and_use_them(opened):
         sw.show(tiny_cnn(), rgb(), masks=np.zeros((8, 8), bool))
 
 
+def test_new_masks_score_the_localization_badges_again(opened):
+    a = np.zeros((SIZE, SIZE), bool)
+    a[2:8, 2:8] = True
+    b = np.zeros((SIZE, SIZE), bool)
+    b[10:18, 4:16] = True
+    w = opened(methods=("gradient",), metrics=("relevance_mass",), masks=a)
+    assert w.wait(60)
+    attr = record(w, "gradient")
+    for mask in (b, a):  # a new hash: computed again; back to the first: from the cache
+        w.set_masks(mask)
+        assert w.wait(60)
+        ref = sw.evaluate(w._model, w.model_input, attr, metric="relevance_mass",
+                          masks=torch.from_numpy(mask)[None])
+        assert w.metric_results["gradient"]["relevance_mass"] == float(ref.scores[0])
+    w.set_masks(None)
+    assert w.metrics_selected == [] and "relevance_mass" not in [c["name"]
+                                                                 for c in w.metric_choices]
+
+
 def test_metric_results_is_read_only(opened):
     w = opened(metrics=())
     with pytest.raises(t.TraitError, match="read-only"):
@@ -295,7 +313,7 @@ def test_sanity_maps_and_curve_are_model_randomizations_to_1e6(opened):
         attr = record(w, p.method)
         seen = []
 
-        def explain(net, xb, attr=attr):
+        def explain(net, xb, attr=attr, seen=seen):
             out = sw.attribute(net, xb, list(attr.target), method=attr.method, seed=attr.seed,
                                **dict(attr.params)).values
             seen.append(out)

@@ -30,7 +30,7 @@ from .sanity import Sanity
 DEFAULT_METRICS = ("deletion", "insertion", "infidelity", "max_sensitivity")
 # offered as toggles (any registered metric can be set from Python); localization needs masks
 OFFERED = ("deletion", "insertion", "infidelity", "max_sensitivity", "avg_sensitivity",
-           "road", "completeness", "sparseness", "complexity")
+           "road", "sparseness", "complexity")
 
 
 def check_masks(masks: Any, x: torch.Tensor) -> torch.Tensor | None:
@@ -97,16 +97,33 @@ class TrustViews(t.HasTraits):
         """Called by the widget's ``__init__`` before its first refresh."""
         self._trust_masks = check_masks(masks, self._prepared.x)
         self._trust_mask_hash = mask_hash(self._trust_masks)
-        info = {m["name"]: m for m in list_metrics()}
-        self._trust = _Trust(self, info)
+        self._trust = _Trust(self, {m["name"]: m for m in list_metrics()})
         self._extras.append(self._trust)
+        self.metric_choices = self._offered()
+        self.metrics_selected = list(DEFAULT_METRICS if metrics is None else
+                                     ((metrics,) if isinstance(metrics, str) else metrics))
+
+    def _offered(self) -> list[dict[str, Any]]:
+        info = self._metric_info()
         offered = [m for m in OFFERED if m in info]
         if self._trust_masks is not None:
             offered += [n for n, m in info.items() if m["family"] == "localization"]
-        self.metric_choices = [{k: info[n][k] for k in ("name", "label", "family", "doc",
-                                                         "higher_is_better")} for n in offered]
-        self.metrics_selected = list(DEFAULT_METRICS if metrics is None else
-                                     ((metrics,) if isinstance(metrics, str) else metrics))
+        return [{k: info[n][k] for k in ("name", "label", "family", "doc", "higher_is_better")}
+                for n in offered]
+
+    def set_masks(self, masks: Any) -> None:
+        """Score the localization badges against ``masks`` (one ``(H, W)`` bool mask of the
+        model's input, e.g. painted by an expert); None removes them and their badges."""
+        m = check_masks(masks, self._prepared.x)
+        with self._sync_lock:
+            self._trust_masks, self._trust_mask_hash = m, mask_hash(m)
+            with self.hold_sync():
+                self.metric_choices = self._offered()
+                if m is None:
+                    info = self._metric_info()
+                    self.metrics_selected = [n for n in self.metrics_selected
+                                             if info[n]["family"] != "localization"]
+        self._refresh()
 
     # -- validation ----------------------------------------------------------------------------
     def _metric_info(self) -> dict[str, dict[str, Any]]:
