@@ -141,6 +141,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
         ctx = Explainee(net, original, objective, work, output=output, layer=layer,
                         generator=generator, normalization=norm)
         values = spec.fn(ctx, xin, **full).detach()
+        logits = ctx.original_logits()
     if values.dtype in _HALF:
         values = values.float()
     if x.device.type == "cuda":
@@ -150,7 +151,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
     return Attribution(values=values, method=spec.name, target=resolved_target,
                        contrast=resolved_contrast, params={**full, **ctx.resolved},
                        layer=layer_name, seed=seed, normalization=norm_record,
-                       seconds=time.perf_counter() - started, extras=ctx.notes)
+                       seconds=time.perf_counter() - started, extras=ctx.notes, logits=logits)
 
 
 def _check_map(values: Any, x: torch.Tensor) -> torch.Tensor:
