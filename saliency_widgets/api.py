@@ -154,6 +154,29 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
                        seconds=time.perf_counter() - started, extras=ctx.notes, logits=logits)
 
 
+def logits(model: nn.Module, x: torch.Tensor, *, batch_size: int | None = None,
+           output: OutputSelector = None, cancel: threading.Event | None = None) -> torch.Tensor:
+    """Return the model's ``(B, classes)`` logits for ``x``, detached.
+
+    Computed as every method computes them (a structural copy in eval mode, in chunks, NaN and
+    shape checks), for callers that need predictions before choosing what to explain (the
+    audit's ``target="pred_vs_label"``). The user's model is never modified.
+    """
+    check_input(model, x)
+    work = Work(x.device, batch_size, None, cancel)
+    with torch.inference_mode(False), explainable(model) as net:
+        xin = x.detach().clone()
+        ctx = Explainee(net, unwrap(model), Objective(None, None, x.shape[0], x.device), work,
+                        output=output)
+        work.run(x.shape[0], lambda i, j: ctx.scores(
+            xin[i:j], torch.arange(i, j, device=x.device), original=True),
+            item_numel=xin[0].numel(), kind="forward", report=False)
+        out = ctx.original_logits()
+    if out is None:  # every row went through scores(original=True); cannot happen
+        raise RuntimeError("internal error: logits were not recorded for every row")
+    return out
+
+
 def _check_map(values: Any, x: torch.Tensor) -> torch.Tensor:
     if not isinstance(values, torch.Tensor):
         raise SaliencyError(f"attribution must be an Attribution or a tensor, got "
