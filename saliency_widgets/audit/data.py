@@ -88,6 +88,7 @@ class Source:
         self._tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor | None] | None = None
         self._group_key: str | None = None
         self._groups: list[Any] | None = None
+        given_masks = masks
         if _is_demo_sample(data):
             masks = data.masks if masks is None else masks
             if isinstance(groups, str):
@@ -118,6 +119,8 @@ class Source:
         if self.length == 0:
             raise SaliencyError("the data set is empty; there is nothing to audit")
         self.masks = None if masks is None else _masks_tensor(masks, self.length)
+        # masks passed as an argument (the data's own masks are part of the data's identity)
+        self.given_masks = None if given_masks is None else self.masks
         if isinstance(groups, str):
             if self._tensors is not None:
                 raise SaliencyError(f"groups={groups!r} names a key of dict items, but the data "

@@ -84,13 +84,14 @@ def wait_for_merge(out: Path) -> None:
         time.sleep(POLL_S)
 
 
-def merge(out: Path, cols: Sequence[tuple[str, str]], length: int, batches: int) -> None:
+def merge(out: Path, cols: Sequence[tuple[str, str]], length: int, batches: int, *,
+          durable: bool = True) -> None:
     """Copy every rank's rows into the main table, index it and mark it complete, atomically.
 
     Idempotent: rows are replaced by example index, indexes are created if missing. Raises if
     the rows still miss batches (then nothing is marked complete).
     """
-    con = connect(Path(out) / DB)
+    con = connect(Path(out) / DB, durable=durable)
     try:
         create_table(con, cols)
         names = [n for n, _ in cols]

@@ -260,7 +260,7 @@ def audit(model: nn.Module, data: Any, *, methods: Any = ("grad_cam",), metrics:
             "metrics": {m: _jsonable(p) for m, p in plan.metrics.items()},
             "target": target, "seed": seed, "batch_size": b, "map_shape": list(shape),
             "normalization": _jsonable(norm_record),
-            "masks": None if source.masks is None else _jsonable(source.masks),
+            "masks": None if source.given_masks is None else _jsonable(source.given_masks),
             "groups": _jsonable(groups) if groups is not None else None,
             "output": _jsonable(output),
         },
@@ -342,6 +342,12 @@ def _check_same(out: Path, have: dict[str, Any], want: dict[str, Any]) -> None:
         raise SaliencyError(f"{str(out)!r} holds an audit of another model (its state_dict hash "
                             f"is {str(a.get('model_sha256'))[:12]}…, this model's "
                             f"{b['model_sha256'][:12]}…); use another out= for a new audit")
+    diffs = [f"{key}: stored {a.get(key)!r}, now {b[key]!r}" for key in b
+             if key not in ("model_sha256", "data") and a.get(key) != b[key]]
+    if diffs:  # first: the batch size also changes the first batch's hash
+        raise SaliencyError(f"{str(out)!r} holds an audit made with other arguments ("
+                            + "; ".join(diffs) + "). Call again with the same arguments to "
+                            "resume it, or use another out= for a new audit")
     if a.get("data") != b["data"]:
         what = ("length" if a.get("data", {}).get("length") != b["data"]["length"] else
                 "image shape" if a["data"].get("image_shape") != b["data"]["image_shape"] else
@@ -350,12 +356,6 @@ def _check_same(out: Path, have: dict[str, Any], want: dict[str, Any]) -> None:
                             f"stored {a.get('data')}, now {b['data']}); random transforms "
                             f"change the data on every read, so audit with deterministic ones. "
                             f"Use another out= for a new audit")
-    diffs = [f"{key}: stored {a.get(key)!r}, now {b[key]!r}" for key in b
-             if key not in ("model_sha256", "data") and a.get(key) != b[key]]
-    if diffs:
-        raise SaliencyError(f"{str(out)!r} holds an audit made with other arguments ("
-                            + "; ".join(diffs) + "). Call again with the same arguments to "
-                            "resume it, or use another out= for a new audit")
 
 
 def _summarize_warnings(job: Job) -> None:

@@ -97,7 +97,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_durably(path: Path, data: bytes | np.ndarray) -> None:
+def write_durably(path: Path, data: bytes | np.ndarray, fsync: bool = True) -> None:
     """Write ``path`` as a whole: a temporary file, fsynced, then renamed over it."""
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     with open(tmp, "wb") as f:
@@ -106,7 +106,8 @@ def write_durably(path: Path, data: bytes | np.ndarray) -> None:
         else:
             f.write(data)
         f.flush()
-        os.fsync(f.fileno())
+        if fsync:
+            os.fsync(f.fileno())
     os.replace(tmp, path)
 
 
@@ -157,15 +158,16 @@ def sha256_bytes(parts: Iterable[bytes]) -> str:
 
 
 # --- the table ---------------------------------------------------------------------------------
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+def connect(path: Path, *, readonly: bool = False, durable: bool = True) -> sqlite3.Connection:
     """A connection; writers use the default rollback journal (works on any file system) with
-    full fsync, so a committed batch survives a crash."""
+    full fsync, so a committed batch survives a crash (``durable=False``: no fsync, for data
+    that can be made again, such as a synthetic audit)."""
     if readonly:
         con = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=60,
                               check_same_thread=False)
     else:
         con = sqlite3.connect(path, timeout=60, isolation_level=None)
-        con.execute("PRAGMA synchronous=FULL")
+        con.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
     return con
 
 
@@ -226,8 +228,10 @@ class Writer:
     thread are raised by the next ``put`` or by ``close``.
     """
 
-    def __init__(self, out: Path, db: Path, cols: Sequence[tuple[str, str]]) -> None:
+    def __init__(self, out: Path, db: Path, cols: Sequence[tuple[str, str]], *,
+                 durable: bool = True) -> None:
         self.out, self.db, self.cols = Path(out), Path(db), list(cols)
+        self.durable = durable
         self.error: BaseException | None = None
         self._queue: queue.Queue[BatchOutput | None] = queue.Queue(maxsize=2)
         self._thread = threading.Thread(target=self._loop, name="sw-audit-writer", daemon=True)
@@ -251,7 +255,7 @@ class Writer:
     def _loop(self) -> None:
         con = None
         try:
-            con = connect(self.db)
+            con = connect(self.db, durable=self.durable)
             create_table(con, self.cols)
             marks = ", ".join("?" * len(self.cols))
             insert = f"INSERT OR REPLACE INTO examples VALUES ({marks})"
@@ -262,8 +266,9 @@ class Writer:
                 if self.error is not None:
                     continue  # drain: the main thread raises at its next put/close
                 for what, array in item.shards.items():
-                    write_durably(shard_path(self.out, item.k, what), array)
-                _fsync_dir(self.out / SHARDS)
+                    write_durably(shard_path(self.out, item.k, what), array, self.durable)
+                if self.durable:
+                    _fsync_dir(self.out / SHARDS)
                 kill_point("commit", item.k)
                 con.execute("BEGIN IMMEDIATE")
                 con.executemany(insert, item.rows)

@@ -45,7 +45,7 @@ def synthetic_audit(out: str | Path, n: int = 50_000, *, classes: int = 10,
         "info": {}})
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:map_size, 0:map_size] / max(1, map_size - 1)
-    writer = store.Writer(out, out / store.DB, cols)
+    writer = store.Writer(out, out / store.DB, cols, durable=False)
     try:
         for k in range(batches):
             writer.put(_batch(k, min(batch_size, n - k * batch_size), batch_size, rng, classes,
@@ -54,7 +54,7 @@ def synthetic_audit(out: str | Path, n: int = 50_000, *, classes: int = 10,
         writer.close(quiet=True)
         raise
     writer.close()
-    merge(out, cols, n, batches)
+    merge(out, cols, n, batches, durable=False)
     return Audit(out)
 
 
