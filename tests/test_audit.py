@@ -300,6 +300,13 @@ def test_other_arguments_data_or_model_on_an_existing_out_are_refused(model, han
     assert same_rows(sw.audit(model, data, out=out, **{**kw, "batch_size": None}).table, before)
 
 
+def test_a_folder_holding_other_things_is_refused(model, data, tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(sw.SaliencyError, match="not empty and holds no audit.*notes.txt"):
+        sw.audit(model, data, out=tmp_path, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_resume_computes_only_the_missing_batches(model, data, tmp_path):
     out = tmp_path / "a"
     calls = []

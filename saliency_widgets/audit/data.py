@@ -8,6 +8,8 @@ or dicts with ``image``, ``label`` and optionally ``mask`` and ``group``; a tupl
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
@@ -128,7 +130,15 @@ class Source:
             self._group_key = groups
         elif groups is not None:
             self._groups = _group_values(groups, self.length)
-        self.groups_spec = groups if isinstance(groups, str) else None
+
+    def groups_identity(self) -> Any:
+        """What the manifest records of ``groups``: the key, or a hash of the labels."""
+        if self._group_key is not None:
+            return {"key": self._group_key}
+        if self._groups is None:
+            return None
+        return {"sha256": hashlib.sha256(json.dumps(self._groups).encode()).hexdigest(),
+                "distinct": len(set(map(repr, self._groups)))}
 
     # --- kinds of data ------------------------------------------------------------------------
     def _from_loader(self, loader: DataLoader) -> None:

@@ -172,8 +172,8 @@ class Audit:
         for key, value in filter.items():
             if key not in FILTER_KEYS:
                 raise SaliencyError(f"unknown filter key {key!r}; use {', '.join(FILTER_KEYS)}")
-            if value is None or value == "":
-                continue
+            if value is None or (isinstance(value, str) and value == ""):
+                continue  # "any" (the explorer's empty choice)
             if key == "correct":
                 if value in ("correct", "wrong"):
                     value = value == "correct"
@@ -292,6 +292,7 @@ class Audit:
         if not scaled:
             return unit
         scale = np.array([r[f"scale:{method}"] for r in self.rows(idx)], dtype=np.float32)
+        # (rows() also checks that every index is committed)
         return unit.astype(np.float32) * scale[:, None, None]
 
     def thumbnails(self, indices: Sequence[int]) -> np.ndarray:

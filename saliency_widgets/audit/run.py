@@ -232,6 +232,7 @@ def audit(model: nn.Module, data: Any, *, methods: Any = ("grad_cam",), metrics:
     temporary = out is None
     out = Path(tempfile.mkdtemp(prefix="sw-audit-")) if out is None else Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    store.check_new_folder(out)
     (out / store.SHARDS).mkdir(exist_ok=True)
     (out / store.RANKS).mkdir(exist_ok=True)
     existing = store.read_manifest(out) if (out / store.MANIFEST).exists() else None
@@ -261,7 +262,7 @@ def audit(model: nn.Module, data: Any, *, methods: Any = ("grad_cam",), metrics:
             "target": target, "seed": seed, "batch_size": b, "map_shape": list(shape),
             "normalization": _jsonable(norm_record),
             "masks": None if source.given_masks is None else _jsonable(source.given_masks),
-            "groups": _jsonable(groups) if groups is not None else None,
+            "groups": source.groups_identity(),
             "output": _jsonable(output),
         },
         "classes": classes, "top_k": top_k, "batches": batches, "length": source.length,

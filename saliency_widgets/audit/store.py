@@ -125,13 +125,32 @@ def create_manifest(out: Path, manifest: dict[str, Any]) -> dict[str, Any] | Non
         f.flush()
         os.fsync(f.fileno())
     try:
-        os.link(tmp, path)
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            raise
+        except OSError:  # a file system without hard links: exclusive create, then write
+            with open(path, "x") as f:
+                json.dump(manifest, f, indent=1, sort_keys=True)
+                f.flush()
+                os.fsync(f.fileno())
         _fsync_dir(Path(out))
         return None
     except FileExistsError:
         return read_manifest(out)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def check_new_folder(out: Path) -> None:
+    """Refuse to write an audit into a folder that holds other things (and no audit)."""
+    ours = {MANIFEST, DB, DB + "-journal", SHARDS, RANKS}
+    other = sorted(p.name for p in Path(out).iterdir()
+                   if p.name not in ours and not p.name.startswith(f".{MANIFEST}."))
+    if other and not (Path(out) / MANIFEST).exists():
+        raise SaliencyError(f"out={str(out)!r} is not empty and holds no audit (it has "
+                            f"{', '.join(other[:5])}{', …' if len(other) > 5 else ''}); give "
+                            f"a new or empty folder")
 
 
 def read_manifest(out: Path) -> dict[str, Any]:
