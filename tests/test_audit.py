@@ -144,7 +144,7 @@ def test_targets_and_contrasts(hans, target, tmp_path):
     else:
         contrast = np.where(pred != labels, labels, runner)
         assert column(audit, "contrast") == contrast.tolist()
-    for k, sl in batches(16):
+    for _, sl in batches(16):
         attr = sw.attribute(hans, data.x[sl], pred[sl].tolist(), method="grad_cam",
                             contrast=None if contrast is None else contrast[sl].tolist())
         scale = np.array([r["scale:grad_cam"] for r in table[sl]])
@@ -261,11 +261,19 @@ def test_bad_arguments_are_refused_clearly(model, data, kw, match, tmp_path):
         sw.audit(model, data, out=tmp_path / "a", progress=False, batch_size=4, **kw)
 
 
-def test_labels_out_of_range_are_refused_with_the_example(model, data, tmp_path):
+def test_labels_out_of_range_are_refused_with_the_example(model, data, tmp_path, monkeypatch):
     labels = data.labels.clone()
     labels[13] = 9
     with pytest.raises(sw.SaliencyError, match="example 13 has label 9"):
         sw.audit(model, (data.x, labels), out=tmp_path / "a", progress=False, batch_size=B)
+    # a temporary folder is removed when the audit fails: nobody could resume it
+    from saliency_widgets.audit import run
+    made = []
+    monkeypatch.setattr(run.tempfile, "mkdtemp",
+                        lambda **kw: made.append(str(tmp_path / "tmp")) or made[-1])
+    with pytest.raises(sw.SaliencyError, match="example 13 has label 9"):
+        sw.audit(model, (data.x, labels), progress=False, batch_size=B)
+    assert made and not (tmp_path / "tmp").exists()
 
 
 # --- an existing out ----------------------------------------------------------------------------
@@ -325,6 +333,9 @@ def test_resume_computes_only_the_missing_batches(model, data, tmp_path):
     again = sw.audit(model, data, out=out, progress=lambda d, t: calls.append((d, t)))
     assert calls[-1] == (B, B)  # one batch's worth of work
     assert same_rows(again.table, before)
+    calls.clear()
+    sw.audit(model, data, out=out, progress=lambda d, t: calls.append((d, t)))
+    assert calls == [(0, 0)]  # complete: nothing to do
 
 
 def test_a_temporary_audit_is_removed_with_its_object(model, data):

@@ -40,13 +40,6 @@ def entropy(maps: np.ndarray) -> np.ndarray:
     return h
 
 
-def confusion(labels: np.ndarray, preds: np.ndarray, classes: int) -> np.ndarray:
-    """``(classes, classes)`` int64 counts: row = true class, column = prediction."""
-    out = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(out, (np.asarray(labels, np.int64), np.asarray(preds, np.int64)), 1)
-    return out
-
-
 @dataclass(frozen=True)
 class MeanMaps:
     """Per key (class, group or confusion cell): the mean of ``|m| / Σ|m|`` and its spread.
@@ -72,7 +65,7 @@ class MeanMaps:
             raise KeyError(f"{key!r} is not one of the keys {self.keys}") from None
 
     def mass_in(self, box: tuple[int, int, int, int]) -> np.ndarray:
-        """``(G,)``: the share of each mean map inside ``(top, left, bottom, right)`` (map pixels)."""
+        """``(G,)``: each mean map's share inside ``(top, left, bottom, right)`` (map pixels)."""
         t, l, b, r = box
         return self.mean[:, t:b, l:r].sum(axis=(1, 2))
 

@@ -23,8 +23,7 @@ import torch.nn.functional as F
 
 from ..errors import SaliencyError, SaliencyWarning
 from . import store
-from .aggregate import (Disparity, MeanAccumulator, MeanMaps, confusion, permutation_test,
-                        unit_mass)
+from .aggregate import Disparity, MeanAccumulator, MeanMaps, permutation_test, unit_mass
 from .spray import spectral_clusters
 
 FILTER_KEYS = ("correct", "label", "pred", "group", "cell")
@@ -311,7 +310,8 @@ class Audit:
         for k in np.unique(ks):
             pos = np.flatnonzero(ks == k)
             shard = np.load(store.shard_path(self.path, int(k), method), mmap_mode="r")
-            yield idx[pos], [keys[p] for p in pos], np.asarray(shard[idx[pos] - k * self.batch_size])
+            rows = idx[pos] - k * self.batch_size
+            yield idx[pos], [keys[p] for p in pos], np.asarray(shard[rows])
 
     # --- aggregates ---------------------------------------------------------------------------
     def confusion(self) -> np.ndarray:

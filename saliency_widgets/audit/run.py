@@ -14,6 +14,7 @@ import json
 import math
 import platform
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -229,8 +230,22 @@ def audit(model: nn.Module, data: Any, *, methods: Any = ("grad_cam",), metrics:
                             f"shared folder: pass out='path/visible/to/every/rank'")
     plan = make_plan(methods, metrics, target, seed, normalization, output)
     source = Source(data, masks=masks, groups=groups)
-    temporary = out is None
-    out = Path(tempfile.mkdtemp(prefix="sw-audit-")) if out is None else Path(out)
+    if out is not None:
+        return _run(model, source, plan, Path(out), batch_size, map_size, progress, resume,
+                    rank, size, temporary=False)
+    folder = Path(tempfile.mkdtemp(prefix="sw-audit-"))
+    try:
+        return _run(model, source, plan, folder, batch_size, map_size, progress, resume, rank,
+                    size, temporary=True)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # nobody can resume a folder they never saw
+        raise
+
+
+def _run(model: nn.Module, source: Source, plan: Plan, out: Path, batch_size: int | None,
+         map_size: int, progress: Any, resume: bool, rank: int, size: int, *,
+         temporary: bool) -> Audit:
+    target, seed, normalization, output = plan.target, plan.seed, plan.normalization, plan.output
     out.mkdir(parents=True, exist_ok=True)
     store.check_new_folder(out)
     (out / store.SHARDS).mkdir(exist_ok=True)
@@ -303,12 +318,11 @@ def audit(model: nn.Module, data: Any, *, methods: Any = ("grad_cam",), metrics:
     _summarize_warnings(job)
     if size > 1:
         mark_done(out, rank, size)
-        if rank == 0:
-            wait_for_markers(out, size)
-            merge(out, cols, source.length, batches)
-        else:
+        if rank != 0:
             wait_for_merge(out)
-    else:
+            return Audit(out, remove=temporary)
+        wait_for_markers(out, size)
+    if not store.is_complete(out / store.DB):  # a finished audit is not merged again
         merge(out, cols, source.length, batches)
     return Audit(out, remove=temporary)
 
