@@ -462,6 +462,12 @@ def test_reader_errors(big, call, match):
         call(big)
 
 
+def test_distinct_values_for_the_filters(big, big_table):
+    assert big.values("group") == ["a", "b"]
+    assert big.values("label") == sorted({r["label"] for r in big_table})
+    assert big.values("correct") == [0, 1]
+
+
 def test_to_pandas_and_load_audit(labelled):
     pd = pytest.importorskip("pandas")
     audit, _ = labelled

@@ -367,14 +367,19 @@ class Audit:
             if len(p) == 0:
                 raise SaliencyError(f"{by} {g!r} has no example with a non-zero {method} map "
                                     f"({blank} all-zero); values present: "
-                                    f"{self._values(by)[:20]}")
+                                    f"{self.values(by)[:20]}")
         value, p_value = permutation_test(pa, pb, permutations, np.random.default_rng(seed))
         return Disparity(method=method, groups=(group_a, group_b), value=value,
                          p_value=p_value, permutations=permutations,
                          count=(len(pa), len(pb)), blank=(blank_a, blank_b))
 
-    def _values(self, column: str) -> list[Any]:
-        return [v for (v,) in self._sql(f"SELECT DISTINCT {store.q(column)} FROM examples")]
+    def values(self, column: str) -> list[Any]:
+        """The distinct values of ``column`` in the table, sorted (e.g. the groups, for a
+        filter's choices)."""
+        from .aggregate import _sort_key
+        c = store.q(self._column(column))
+        return sorted((v for (v,) in self._sql(f"SELECT DISTINCT {c} FROM examples")),
+                      key=_sort_key)
 
     def diffuse(self, method: str, n: int | None = None) -> Ranking:
         """Examples ranked by the entropy of their map (most diffuse first; all-zero maps last):
