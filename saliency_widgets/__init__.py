@@ -4,16 +4,23 @@
 >>> attr = sw.attribute(model, x, method="integrated_gradients")  # doctest: +SKIP
 """
 
-from ._types import Attribution, MetricResult
-from .api import attribute, evaluate, list_methods, list_metrics
+from ._types import Attribution, MetricResult, Prediction
+from .api import attribute, evaluate, fingerprint, list_methods, list_metrics, predict
 from .audit import Audit, audit, load_audit
 from .errors import Cancelled, SaliencyError, SaliencyWarning
 from .reduce import reduce_channels
+from .sanity import data_randomization
 from .validation import ValidationTable, validate
 from .widget import SaliencyWidget, show
 from . import demo  # noqa: E402  (sw.demo: the built-in data set and models)
+from .agreement import agreement
+from .attacks import AttackResult, attack, attack_sweep
+from . import attacks  # noqa: E402  (sw.attacks: softplus_copy, map_shift, …)
 
-__all__ = ["Attribution", "Audit", "Cancelled", "MetricResult", "SaliencyError", "SaliencyWarning",
-           "SaliencyWidget", "ValidationTable", "attribute", "audit", "evaluate", "list_methods",
-           "list_metrics", "load_audit", "reduce_channels", "show", "validate"]
+__all__ = ["Attribution", "Cancelled", "MetricResult", "Prediction", "SaliencyError",
+           "SaliencyWarning", "SaliencyWidget", "ValidationTable", "attribute",
+           "data_randomization", "evaluate", "fingerprint", "list_methods", "list_metrics",
+           "predict", "reduce_channels", "show", "validate"]
+__all__ += ["AttackResult", "agreement", "attack", "attack_sweep"]
+__all__ += ["Audit", "audit", "load_audit"]
 __version__ = "0.1.0"

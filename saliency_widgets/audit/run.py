@@ -261,7 +261,8 @@ def _run(model: nn.Module, source: Source, plan: Plan, out: Path, batch_size: in
     shape = map_shape(image_shape[1], image_shape[2], map_size)
     norm, norm_record = parse_normalization(normalization, image_shape[0], torch.device("cpu"),
                                             torch.float32)
-    classes = int(api.logits(model, first.x[:1].to(device, dtype), output=output).shape[1])
+    classes = api.predict(model, first.x[:1].to(device, dtype), output=output,
+                          top_k=1).num_classes
     top_k = min(store.TOP_K, classes)
     cols = store.columns(list(plan.methods), list(plan.metrics), top_k)
     batches = math.ceil(source.length / b)
@@ -411,7 +412,7 @@ def _engine(model: nn.Module, batch: Batch, job: Job) -> store.BatchOutput:
     contrast: Any = None
     logits = None
     if plan.target == "pred_vs_label":
-        logits = api.logits(model, x, output=plan.output)
+        logits = api.predict(model, x, output=plan.output, top_k=2).logits
         two = logits.detach().double().cpu().topk(2, dim=1).indices
         pred, runner = two[:, 0], two[:, 1]
         target, contrast = pred.tolist(), torch.where(pred != labels, labels, runner).tolist()
@@ -438,7 +439,7 @@ def _engine(model: nn.Module, batch: Batch, job: Job) -> store.BatchOutput:
         if i == 0:
             store.kill_point("batch", k)  # mid-batch: a map computed, nothing written
     if logits is None:  # no methods: predictions only
-        logits = api.logits(model, x, output=plan.output)
+        logits = api.predict(model, x, output=plan.output, top_k=1).logits
     lg = logits.detach().double().cpu()
     logp = torch.log_softmax(lg, dim=1)
     prob = logp.exp()
