@@ -201,7 +201,8 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
     return Attribution(values=values, method=spec.name, target=resolved_target,
                        contrast=resolved_contrast, params={**full, **ctx.resolved},
                        layer=layer_name, seed=seed, normalization=norm_record,
-                       seconds=time.perf_counter() - started, extras=ctx.notes)
+                       seconds=time.perf_counter() - started, extras=ctx.notes,
+                       logits=ctx.original_logits())
 
 
 def attribute_graph(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: str,

@@ -87,6 +87,11 @@ class Explainee:
         self.differentiable = False
         self.notes: dict[str, Any] = {}
         self.resolved: dict[str, Any] = {}
+        # Logits of the original rows, kept as the method computes them (for Attribution.logits).
+        # Only the top-level explainee keeps them: with_rows() explainees see perturbed copies.
+        self._logits: torch.Tensor | None = None
+        self._logits_seen: torch.Tensor | None = None
+        self._keep_logits = True
 
     # --- logits and scores -------------------------------------------------------------------
     def logits(self, xb: torch.Tensor) -> torch.Tensor:
@@ -111,7 +116,24 @@ class Explainee:
                 raise SaliencyError("the model produced NaN or Inf logits for this input; check "
                                     "the input's scale and the model's weights")
             self.objective.resolve(logits, rows)
+            if self._keep_logits:
+                self._keep(logits, rows)
         return self.objective.score(logits, rows)
+
+    def _keep(self, logits: torch.Tensor, rows: torch.Tensor) -> None:
+        if self._logits is None:
+            self._logits = torch.zeros(self.objective.batch, logits.shape[1], dtype=logits.dtype,
+                                       device=logits.device)
+            self._logits_seen = torch.zeros(self.objective.batch, dtype=torch.bool,
+                                            device=logits.device)
+        self._logits[rows] = logits.detach()
+        self._logits_seen[rows] = True
+
+    def original_logits(self) -> torch.Tensor | None:
+        """``(B, classes)`` logits of the unperturbed input, or None unless every row was seen."""
+        if self._logits is None or not bool(self._logits_seen.all()):
+            return None
+        return self._logits
 
     # --- primitives --------------------------------------------------------------------------
     def scores(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
@@ -395,6 +417,8 @@ class Explainee:
         new.__dict__.update(self.__dict__)
         new.objective = self.objective.take(index)
         new.notes, new.resolved = {}, {}
+        new._logits = new._logits_seen = None
+        new._keep_logits = False
         return new
 
     def note(self, key: str, value: Any) -> None:
