@@ -304,8 +304,13 @@ class Occluder:
         for node, info in self.nodes.items():
             if info.mode == "full" and node.op != "output" and any(
                     self.nodes[s].mode == "patch" for s in node.all_input_nodes):
-                why = (f"box {info.frac:.0%} of {info.shape[2]}×{info.shape[3]} > crossover"
-                       if info.region is not None else info.reason)
+                if info.region is None:
+                    why = info.reason
+                elif info.frac > self.crossover:
+                    why = (f"box {info.frac:.0%} of {info.shape[2]}×{info.shape[3]} > crossover "
+                           f"{self.crossover:.0%}")
+                else:
+                    why = "an input runs on full maps"
                 ends.append(f"{label(node)} ({why})")
         patched = sum(1 for node, i in self.nodes.items()
                       if i.mode == "patch" and node is not self.input)
