@@ -157,7 +157,7 @@ def test_engine_conv_stack_every_window_rule_float64():
     assert ends(occ) == ["12 (no patch rule for AdaptiveAvgPool2d)"]
     assert occ.summary()["patched_ops"] == 12
     reads = [r for i in occ.nodes.values() if i.mode == "patch" for r in i.reads if not r.aligned]
-    assert any(not r.inside for r in reads), "no read left part of its input's box outside"
+    assert any(r.crop is not None for r in reads), "no input box stuck out of its read window"
     assert any(r.fill == float("-inf") for r in reads)  # the max pool pads with −inf
 
 
@@ -214,12 +214,16 @@ def test_window_region_matches_brute_force():
                     assert lo >= hi
 
 
-def test_overlay_drops_the_parts_outside_the_window():
-    win = torch.zeros(2, 1, 3, 3)
+def test_overlay_and_materialize_place_each_patch_at_its_own_offset():
+    win = torch.zeros(2, 1, 3, 4)
     patch = torch.arange(1.0, 9.0).view(2, 1, 2, 2)
-    P.overlay(win, patch, torch.tensor([[-1, 2], [1, 1]]), inside=False)
-    assert win[0, 0].tolist() == [[0, 0, 3], [0, 0, 0], [0, 0, 0]]
-    assert win[1, 0].tolist() == [[0, 0, 0], [0, 5, 6], [0, 7, 8]]
+    P.overlay(win, patch, torch.tensor([[0, 2], [1, 1]]))
+    assert win[0, 0].tolist() == [[0, 0, 1, 2], [0, 0, 3, 4], [0, 0, 0, 0]]
+    assert win[1, 0].tolist() == [[0, 0, 0, 0], [0, 5, 6, 0], [0, 7, 8, 0]]
+    cache = torch.full((1, 1, 3, 4), -1.0)
+    full = P.materialize(cache, patch, torch.tensor([[0, 2], [1, 1]]))
+    assert torch.equal(full, torch.where(win != 0, win, cache))
+    assert cache.eq(-1).all(), "the cache was written"
 
 
 # --- the public API against the plain path ----------------------------------------------------

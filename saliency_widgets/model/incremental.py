@@ -78,8 +78,9 @@ class _Read:
     start: torch.Tensor           # (windows, 2) window origin in the input's coordinates
     fill: float = 0.0
     origin: torch.Tensor | None = None   # (windows, 2) in the padded table's coordinates
-    offset: torch.Tensor | None = None   # (windows, 2) the input's box within the window
-    inside: bool = True
+    offset: torch.Tensor | None = None   # (windows, 2) the input's box within the gathered read
+    gathered: tuple[int, int] = (0, 0)   # size gathered: the window, widened to hold the box
+    crop: tuple[int, int] | None = None  # where the window starts in the gathered read
     table: tuple = ()             # key of the padded channels-last cache: (src, pad, fill)
 
 
@@ -270,8 +271,11 @@ class Occluder:
         return best
 
     def _place(self) -> None:
-        """Index tensors on the device for the patched nodes: where each read sits in the
-        input's padded table, and where the input's own box sits in the read window."""
+        """Index tensors on the device for the patched nodes: where each read sits in its
+        input's padded table, and where the input's own box sits in the read. Where that box
+        sticks out of the window (a strided 1×1 convolution skips positions), the read is
+        widened to hold it and cropped after the overlay: no data-dependent indexing, so a
+        chunk never waits for the device."""
         dev = self.device
         for node, info in self.nodes.items():
             if info.box is not None:
@@ -282,16 +286,19 @@ class Occluder:
                 if r.aligned:
                     continue
                 src = self.nodes[r.src]
-                h, w = src.shape[2:]
-                lo = (-r.start.min(0).values).clamp(min=0).tolist()
-                hi = (r.start.max(0).values + torch.tensor(r.size)
-                      - torch.tensor((h, w))).clamp(min=0).tolist()
-                pad = (int(lo[0]), int(lo[1]), int(hi[0]), int(hi[1]))
                 offset = src.box.cpu() - r.start
-                r.inside = bool(((offset >= 0) & (offset + torch.tensor(src.size)
-                                                  <= torch.tensor(r.size))).all())
-                r.origin = (r.start + torch.tensor(pad[:2])).to(dev)
-                r.offset, r.table = offset.to(dev), (r.src, pad, r.fill)
+                lo = (-offset.min(0).values).clamp(min=0)
+                hi = (offset.max(0).values + torch.tensor(src.size)
+                      - torch.tensor(r.size)).clamp(min=0)
+                start = r.start - lo
+                size = torch.tensor(r.size) + lo + hi
+                pad_lo = (-start.min(0).values).clamp(min=0)
+                pad_hi = (start.max(0).values + size - torch.tensor(src.shape[2:])).clamp(min=0)
+                pad = tuple(int(v) for v in (*pad_lo, *pad_hi))
+                r.gathered = (int(size[0]), int(size[1]))
+                r.crop = (int(lo[0]), int(lo[1])) if bool((lo + hi).any()) else None
+                r.origin = (start + pad_lo).to(dev)
+                r.offset, r.table = (offset + lo).to(dev), (r.src, pad, r.fill)
 
     # --- a description for the record ----------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -322,8 +329,9 @@ class Occluder:
     def item_numel(self) -> int:
         """The largest tensor one occluded image holds at a time (for the chunk size)."""
         sizes = [_numel(i.shape) for i in self.nodes.values() if i.mode == "full" and i.shape]
-        sizes += [self.nodes[r.src].shape[1] * math.prod(r.size) for i in self.nodes.values()
-                  if i.mode == "patch" for r in i.reads if not r.aligned]
+        sizes += [self.nodes[r.src].shape[1] * math.prod(r.gathered)
+                  for i in self.nodes.values() if i.mode == "patch" for r in i.reads
+                  if not r.aligned]
         return max(sizes + [1])
 
     # --- execution ----------------------------------------------------------------------------
@@ -412,8 +420,11 @@ class Occluder:
             if r.aligned:
                 reads.append(patches[r.src])
                 continue
-            win = P.gather(tables[r.table], r.origin[index], r.size)
-            reads.append(P.overlay(win, patches[r.src], r.offset[index], r.inside))
+            win = P.overlay(P.gather(tables[r.table], r.origin[index], r.gathered),
+                            patches[r.src], r.offset[index])
+            if r.crop is not None:
+                win = win[:, :, r.crop[0]:r.crop[0] + r.size[0], r.crop[1]:r.crop[1] + r.size[1]]
+            reads.append(win)
         rule = info.rule
         if isinstance(rule, Window):
             out = rule.patch(reads[0])

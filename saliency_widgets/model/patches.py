@@ -36,30 +36,19 @@ def gather(table: torch.Tensor, origin: torch.Tensor, size: tuple[int, int]) -> 
     return table[rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
 
 
-def overlay(windows: torch.Tensor, patch: torch.Tensor, offset: torch.Tensor,
-            inside: bool) -> torch.Tensor:
-    """Write ``patch`` ``(n, C, ph, pw)`` into ``windows`` at ``offset`` ``(n, 2)``, in place.
-
-    ``inside`` says every patch lies wholly inside its window; otherwise the parts outside are
-    dropped (they cannot influence the window's output).
-    """
+def overlay(windows: torch.Tensor, patch: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """Write ``patch`` ``(n, C, ph, pw)`` into ``windows`` at ``offset`` ``(n, 2)``, in place;
+    every patch must lie inside its window."""
     n, _, ph, pw = patch.shape
     rows = _ranges(offset[:, 0], ph)
     cols = _ranges(offset[:, 1], pw)
     target = windows.permute(0, 2, 3, 1)  # a view: writes reach ``windows``
-    values = patch.permute(0, 2, 3, 1)
     item = torch.arange(n, device=patch.device)
-    if inside:
-        target[item[:, None, None], rows[:, :, None], cols[:, None, :]] = values
-        return windows
-    h, w = windows.shape[2:]
-    ok = (((rows >= 0) & (rows < h))[:, :, None] & ((cols >= 0) & (cols < w))[:, None, :])
-    i, a, b = ok.nonzero(as_tuple=True)
-    target[i, rows[i, a], cols[i, b]] = values[i, a, b]
+    target[item[:, None, None], rows[:, :, None], cols[:, None, :]] = patch.permute(0, 2, 3, 1)
     return windows
 
 
 def materialize(cache: torch.Tensor, patch: torch.Tensor, origin: torch.Tensor) -> torch.Tensor:
     """``(n, C, H, W)``: fresh full feature maps, the ``(1, C, H, W)`` cache with the patches in."""
     full = cache.expand(patch.shape[0], *cache.shape[1:]).contiguous()
-    return overlay(full, patch, origin, True)
+    return overlay(full, patch, origin)
