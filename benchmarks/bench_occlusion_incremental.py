@@ -161,12 +161,14 @@ def measure(name: str, args: argparse.Namespace, device: torch.device) -> dict[s
     inc, plain = outputs["incremental"], outputs["plain"]
     diff = float((inc.values - plain.values).abs().max()) / float(logits.abs().max())
     med = {k: statistics.median(s["s"] for s in v) for k, v in samples.items()}
+    cpu = {k: statistics.median(s["cpu_s"] for s in v) for k, v in samples.items()}
     loads = [s["load"] for v in samples.values() for s in v if s["load"] is not None]
     return {
         "model": name, "size": args.size, "window": args.window, "stride": args.stride,
         "evaluations": n, "floor_batch": b, "floor_per_image_s": per_image,
         "median_s": med, "samples": samples,
         "speedup_vs_floor": med["floor"] / med["incremental"],
+        "cpu_speedup_vs_floor": cpu["floor"] / cpu["incremental"],
         "speedup_vs_floor_cl": (med["floor_cl"] / med["incremental"]
                                 if "floor_cl" in med else None),
         "speedup_vs_plain": med["plain"] / med["incremental"],
@@ -186,10 +188,12 @@ def report(items: list[dict[str, Any]], header: list[str]) -> str:
              "incremental (> 1: incremental is faster). FLOP ratio = FLOPs of N full passes ÷ "
              "FLOPs of one full pass plus every window's patches (the plan that ran); "
              "modelled = the cost model's predicted speed-up (what `incremental=\"auto\"` "
-             "uses). Δ = max |incremental − plain| over max |logit|.", "",
+             "uses). cpu = the same ratio of our own CPU seconds (less sensitive to other "
+             "processes). Δ = max |incremental − plain| over max |logit|. load = CPU time "
+             "other processes used during the samples, as a share of all cores (median).", "",
              "| model | N | floor s | floor_cl s | plain s | incremental s | speed-up vs floor "
-             "| FLOP ratio | modelled | vs floor_cl | vs plain | Δ | load |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| FLOP ratio | modelled | cpu | vs floor_cl | vs plain | Δ | load |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
 
     def cell(it: dict[str, Any], key: str) -> str:
         s = it["samples"].get(key)
@@ -207,7 +211,8 @@ def report(items: list[dict[str, Any]], header: list[str]) -> str:
             f"| {it['model']} | {it['evaluations']} | {cell(it, 'floor')} @b{it['floor_batch']} "
             f"| {cell(it, 'floor_cl')} | {cell(it, 'plain')} | {cell(it, 'incremental')} "
             f"| **{ratio(it['speedup_vs_floor'])}** | {ratio(it['flop_ratio'])} "
-            f"| {ratio(it['modelled_speedup'])} | {ratio(it['speedup_vs_floor_cl'])} "
+            f"| {ratio(it['modelled_speedup'])} | {ratio(it['cpu_speedup_vs_floor'])} "
+            f"| {ratio(it['speedup_vs_floor_cl'])} "
             f"| {ratio(it['speedup_vs_plain'])} | {it['max_diff_over_logit_scale']:.1e} "
             f"| {'-' if load is None else f'{load:.0%}'} |")
     lines += ["", "Where patching ended (the rest ran on full maps):", ""]
@@ -224,7 +229,8 @@ def report(items: list[dict[str, Any]], header: list[str]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--quick", action="store_true", help="resnet18 only, 1 round (~1.5 min)")
+    p.add_argument("--quick", action="store_true",
+                   help="resnet18 only, 1 round (~1.5 min on 2 quiet cores)")
     p.add_argument("--models", default=None, help="default resnet18,resnet50,vgg16")
     p.add_argument("--size", type=int, default=224)
     p.add_argument("--window", type=int, default=16)
