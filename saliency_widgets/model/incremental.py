@@ -75,7 +75,7 @@ class _Read:
     src: fx.Node
     aligned: bool
     size: tuple[int, int]
-    start: torch.Tensor           # (windows, 2) window origin in the input's coordinates
+    start: torch.Tensor | None    # (windows, 2) window origin in the input's coordinates
     fill: float = 0.0
     origin: torch.Tensor | None = None   # (windows, 2) in the padded table's coordinates
     offset: torch.Tensor | None = None   # (windows, 2) the input's box within the gathered read
@@ -93,6 +93,7 @@ class _Node:
     shape: tuple[int, ...] = ()
     flops: float = 0.0            # per image, full map
     region: torch.Tensor | None = None   # (windows, 4): y0, y1, x0, x1 that may change
+    patchable: bool = False       # it has a rule and all its inputs have regions
     size: tuple[int, int] = (0, 0)
     box: torch.Tensor | None = None      # (windows, 2) origin of the recomputed box
     frac: float = 1.0             # box area / map area
@@ -124,7 +125,7 @@ class Occluder:
         self.window = window
         self.windows = origins.shape[0]
         places = [n for n in self.graph.nodes if n.op == "placeholder"]
-        if any(not p.args for p in places[1:]):
+        if not places or any(not p.args for p in places[1:]):
             raise Untraceable("forward takes more than one required argument")
         self.input = places[0]
         self.nodes = {n: _Node(n) for n in self.graph.nodes}
@@ -205,12 +206,14 @@ class Occluder:
                 src = srcs[0]
                 info.region, info.size, info.box, info.frac = (src.region, src.size, src.box,
                                                                src.frac)
+                info.patchable = True
                 info.reads = [_Read(src.node, True, src.size, src.box)]
                 continue
             if isinstance(rule, Window):
                 info.region = _window_region(srcs[0].region, rule, info.shape[2:])
             else:
                 info.region = _union([s.region for s in srcs])
+            info.patchable = True
             h, w = info.shape[2:]
             extent = info.region[:, 1::2] - info.region[:, 0::2]
             bh, bw = (max(1, min(int(extent[:, i].max()), lim)) for i, lim in enumerate((h, w)))
@@ -234,7 +237,7 @@ class Occluder:
             if node is self.input:
                 info.mode = "patch"
                 continue
-            ok = (info.region is not None and info.frac <= crossover
+            ok = (info.patchable and info.frac <= crossover
                   and all(self.nodes[s].mode == "patch" for s in info.sources))
             info.mode = "patch" if ok else "full"
 
@@ -261,7 +264,7 @@ class Occluder:
 
     def _choose(self) -> float:
         """The crossover fraction with the least modelled cost (0: patch nothing)."""
-        candidates = sorted({i.frac for i in self.nodes.values() if i.region is not None})
+        candidates = sorted({i.frac for i in self.nodes.values() if i.patchable})
         best, best_cost = 0.0, float("inf")
         for frac in candidates:
             self._assign(frac)
@@ -278,9 +281,12 @@ class Occluder:
         chunk never waits for the device."""
         dev = self.device
         for node, info in self.nodes.items():
-            if info.box is not None:
-                info.box = info.box.to(dev)
-            if info.mode != "patch" or node is self.input:
+            info.region = None  # planning is done: only the patched nodes' indices stay
+            if info.mode != "patch":
+                info.box, info.reads = None, []
+                continue
+            info.box = info.box.to(dev)
+            if node is self.input:
                 continue
             for r in info.reads:
                 if r.aligned:
@@ -299,6 +305,7 @@ class Occluder:
                 r.crop = (int(lo[0]), int(lo[1])) if bool((lo + hi).any()) else None
                 r.origin = (start + pad_lo).to(dev)
                 r.offset, r.table = (offset + lo).to(dev), (r.src, pad, r.fill)
+                r.start = None
 
     # --- a description for the record ----------------------------------------------------------
     def summary(self) -> dict[str, Any]:
@@ -311,7 +318,7 @@ class Occluder:
         for node, info in self.nodes.items():
             if info.mode == "full" and node.op != "output" and any(
                     self.nodes[s].mode == "patch" for s in node.all_input_nodes):
-                if info.region is None:
+                if not info.patchable:
                     why = info.reason
                 elif info.frac > self.crossover:
                     why = (f"box {info.frac:.0%} of {info.shape[2]}×{info.shape[3]} > crossover "
