@@ -359,6 +359,19 @@ def test_auto_picks_incremental_where_modelled_faster_and_plain_where_not():
     assert torch.equal(again.values, auto.values)
 
 
+def test_cost_model_patches_nothing_where_boxes_cover_every_map():
+    """A window as large as the image changes everything: patching only adds gathers, so the
+    cost model's crossover is 0 (nothing patched) and the modelled speed-up is below 1."""
+    x = torch.randn(1, 3, 12, 12, generator=torch.Generator().manual_seed(16),
+                    dtype=torch.float64)
+    attr = sw.attribute(conv_stack(), x, method="occlusion", incremental=True, window=12)
+    assert attr.extras["incremental_crossover"] == 0.0
+    assert attr.extras["incremental_patched_ops"] == 0
+    assert attr.extras["incremental_modelled_speedup"] < 1
+    plain = sw.attribute(conv_stack(), x, method="occlusion", incremental=False, window=12)
+    torch.testing.assert_close(attr.values, plain.values, rtol=0, atol=1e-10)
+
+
 def test_incremental_is_validated():
     with pytest.raises(sw.SaliencyError, match="incremental"):
         sw.attribute(conv_stack(), torch.zeros(1, 3, 8, 8, dtype=torch.float64),

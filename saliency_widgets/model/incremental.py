@@ -264,7 +264,7 @@ class Occluder:
 
     def _choose(self) -> float:
         """The crossover fraction with the least modelled cost (0: patch nothing)."""
-        candidates = sorted({i.frac for i in self.nodes.values() if i.patchable})
+        candidates = [0.0] + sorted({i.frac for i in self.nodes.values() if i.patchable})
         best, best_cost = 0.0, float("inf")
         for frac in candidates:
             self._assign(frac)
