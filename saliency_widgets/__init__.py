@@ -4,15 +4,21 @@
 >>> attr = sw.attribute(model, x, method="integrated_gradients")  # doctest: +SKIP
 """
 
-from ._types import Attribution, MetricResult
-from .api import attribute, evaluate, list_methods, list_metrics
+from ._types import Attribution, MetricResult, Prediction
+from .api import attribute, evaluate, fingerprint, list_methods, list_metrics, predict
 from .errors import Cancelled, SaliencyError, SaliencyWarning
 from .reduce import reduce_channels
+from .sanity import data_randomization
 from .validation import ValidationTable, validate
 from .widget import SaliencyWidget, show
 from . import demo  # noqa: E402  (sw.demo: the built-in data set and models)
+from .agreement import agreement
+from .attacks import AttackResult, attack, attack_sweep
+from . import attacks  # noqa: E402  (sw.attacks: softplus_copy, map_shift, …)
 
-__all__ = ["Attribution", "Cancelled", "MetricResult", "SaliencyError", "SaliencyWarning",
-           "SaliencyWidget", "ValidationTable", "attribute", "evaluate", "list_methods",
-           "list_metrics", "reduce_channels", "show", "validate"]
+__all__ = ["Attribution", "Cancelled", "MetricResult", "Prediction", "SaliencyError",
+           "SaliencyWarning", "SaliencyWidget", "ValidationTable", "attribute",
+           "data_randomization", "evaluate", "fingerprint", "list_methods", "list_metrics",
+           "predict", "reduce_channels", "show", "validate"]
+__all__ += ["AttackResult", "agreement", "attack", "attack_sweep"]
 __version__ = "0.1.0"

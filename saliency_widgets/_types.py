@@ -8,6 +8,17 @@ from typing import Any, Mapping
 
 import torch
 
+from .errors import SaliencyError
+
+
+def runner_up(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``(B,)``: the highest-scoring class other than ``target`` (ties: the lowest index).
+
+    The one definition of the runner-up contrast (the engine's objective uses it too).
+    """
+    others = logits.scatter(1, target[:, None].to(logits.device), float("-inf"))
+    return others.argmax(1)
+
 
 def _frozen(mapping: Mapping[str, Any] | None) -> Mapping[str, Any]:
     return MappingProxyType(dict(mapping or {}))
@@ -28,8 +39,9 @@ class Attribution:
         Resolved class per example; the objective is ``logit[target] - logit[contrast]``.
     params : Mapping
         Every method parameter, defaults filled in and resolved (e.g. the automatic window size).
-    layer : str or None
-        Name of the resolved layer for layer-based methods.
+    layer : str, tuple of str, or None
+        Name of the resolved layer for layer-based methods (a tuple when ``layer_cam`` was given
+        a list of layers).
     seed : int
     normalization : tuple or None
         ``(mean, std)`` used for pixel-space named baselines.
@@ -45,7 +57,7 @@ class Attribution:
     target: tuple[int, ...]
     contrast: tuple[int, ...] | None
     params: Mapping[str, Any] = field(default_factory=dict)
-    layer: str | None = None
+    layer: str | tuple[str, ...] | None = None
     seed: int = 0
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     seconds: float = 0.0
@@ -105,3 +117,51 @@ class MetricResult:
     def __repr__(self) -> str:
         arrow = "↑" if self.higher_is_better else "↓"
         return f"MetricResult({self.metric!r} {arrow}, mean={self.mean:.4g}, B={self.scores.numel()})"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What the model predicts for a batch, computed with the same output selection and model
+    hygiene as :func:`~saliency_widgets.attribute`.
+
+    Attributes
+    ----------
+    logits : Tensor ``(B, K)``
+        float64, on the CPU (small; what a display or a table needs).
+    probs : Tensor ``(B, K)``
+        ``softmax(logits)`` in float64.
+    top_classes, top_probs : Tensor ``(B, k)``
+        The ``k`` most probable classes per example, most probable first.
+    """
+
+    logits: torch.Tensor
+    probs: torch.Tensor
+    top_classes: torch.Tensor
+    top_probs: torch.Tensor
+
+    @property
+    def num_classes(self) -> int:
+        return int(self.logits.shape[1])
+
+    def runner_up(self, target: Any = None) -> tuple[int, ...]:
+        """The best class other than ``target`` (default: the predicted class), per example.
+
+        The rule of ``contrast="runner_up"`` in :func:`~saliency_widgets.attribute`.
+        """
+        batch, classes = self.logits.shape
+        if classes < 2:
+            raise SaliencyError("a runner-up class needs a model with at least 2 classes")
+        if target is None:
+            t = self.logits.argmax(1)
+        else:
+            given = [target] * batch if isinstance(target, int) else list(target)
+            if len(given) != batch or not all(isinstance(v, int) and not isinstance(v, bool)
+                                              and 0 <= v < classes for v in given):
+                raise SaliencyError(f"target must be one class index in 0–{classes - 1} or one "
+                                    f"per example ({batch}), got {target!r}")
+            t = torch.tensor(given, dtype=torch.long)
+        return tuple(int(v) for v in runner_up(self.logits, t).tolist())
+
+    def __repr__(self) -> str:
+        return (f"Prediction(B={self.logits.shape[0]}, classes={self.num_classes}, "
+                f"top={self.top_classes[:, 0].tolist()})")

@@ -11,23 +11,47 @@ from torch import nn
 
 from . import methods as _methods  # noqa: F401  (registers every method)
 from . import metrics as _metrics  # noqa: F401  (registers every metric)
-from ._types import Attribution, MetricResult
+from ._types import Attribution, MetricResult, Prediction
 from .baselines import parse_normalization
 from .errors import SaliencyError
 from .metrics._common import MetricContext
 from .model.copy import explainable, unwrap
-from .model.explainee import Explainee, OutputSelector
+from .model.explainee import Explainee, OutputSelector, select_output
+from .model.version import fingerprint as _fingerprint
 from .model.objective import Objective
 from .registry import METHODS, METRICS, Spec, unknown_param_message
 from .work import Work
 
 _HALF = (torch.float16, torch.bfloat16)
+# metric parameters a metric resolves itself (defaults that depend on the input or the record):
+# they go to MetricResult.params, every other note to extras
+_RESOLVED = ("baseline", "tolerance", "samples", "normalize")
 
 
 def list_methods() -> list[dict[str, Any]]:
     """Return one plain-data description per method: name, label, family, output kind,
     parameters with their defaults, and the allowed values of choice parameters."""
     return [METHODS.get(name).describe() for name in METHODS.names()]
+
+
+def describe_method(method: str) -> dict[str, Any]:
+    """Return one method's plain-data description (as in :func:`list_methods`); an unknown name
+    fails with the close matches."""
+    return METHODS.get(method).describe()
+
+
+def method_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Return ``params`` checked against ``method`` and completed with its defaults (the values
+    :func:`attribute` would record; equal settings give equal dicts)."""
+    return check_params(METHODS.get(method), params)
+
+
+def model_placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Return where and in which floating dtype the model computes: its first parameter's device
+    and dtype (CPU float32 for a model without parameters)."""
+    for p in unwrap(model).parameters():
+        return p.device, (p.dtype if p.dtype.is_floating_point else torch.float32)
+    return torch.device("cpu"), torch.float32
 
 
 def list_metrics() -> list[dict[str, Any]]:
@@ -60,6 +84,47 @@ def check_input(model: nn.Module, x: Any) -> None:
         if param.dtype.is_floating_point and param.dtype != x.dtype:
             raise SaliencyError(f"x is {x.dtype} but the model's parameters are {param.dtype}; "
                                 f"use x.to({param.dtype}) (or convert the model)")
+
+
+def predict(model: nn.Module, x: torch.Tensor, *, output: OutputSelector = None,
+            top_k: int = 5, batch_size: int | None = None) -> Prediction:
+    """Return the model's :class:`Prediction` for ``x``: logits, probabilities and the top ``k``.
+
+    The same input checks, output selection (``output=``) and model hygiene as
+    :func:`attribute`: the model runs as a structural copy in eval mode and is never modified.
+    """
+    if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+        raise SaliencyError(f"top_k must be a positive int, got {top_k!r}")
+    check_input(model, x)
+    work = Work(x.device, batch_size)
+    parts: list[torch.Tensor] = []
+
+    def step(i: int, j: int) -> None:
+        out = select_output(net(x[i:j]), output)
+        if out.dim() != 2 or out.shape[0] != j - i:
+            raise SaliencyError(f"the model must return (B, classes) logits; for a batch of "
+                                f"{j - i} it returned shape {tuple(out.shape)}. Select the "
+                                f"logits with output=, or flatten extra dimensions")
+        parts.append(out.detach())
+
+    with torch.no_grad(), explainable(model) as net:
+        work.run(x.shape[0], step, item_numel=x[0].numel(), kind="forward", report=False)
+    logits = torch.cat(parts).to("cpu", torch.float64)
+    if not bool(torch.isfinite(logits).all()):
+        raise SaliencyError("the model produced NaN or Inf logits for this input; check the "
+                            "input's scale and the model's weights")
+    probs = torch.softmax(logits, 1)
+    top = torch.topk(probs, min(top_k, probs.shape[1]), dim=1)
+    return Prediction(logits=logits, probs=probs, top_classes=top.indices, top_probs=top.values)
+
+
+def fingerprint(model: nn.Module) -> int:
+    """Return an int that changes when the model's weights change (cheap; about 1 µs a tensor).
+
+    Seen: parameters or buffers replaced or written in place by autograd-visible operations
+    (optimizer steps, ``load_state_dict``, ``copy_``). Not seen: writes through ``.data``.
+    """
+    return _fingerprint(model)
 
 
 def check_params(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
@@ -102,8 +167,9 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
         A name from :func:`list_methods`.
     contrast : None, int, one int per example, or ``"runner_up"``
         Explain "why target rather than contrast". ``contrast == target`` gives zeros.
-    layer : str, nn.Module or None
-        For CAM methods; None chooses automatically.
+        Class-agnostic methods (``class_agnostic`` in :func:`list_methods`) refuse it.
+    layer : str, nn.Module, a list of them, or None
+        For CAM methods; None chooses automatically. A list is for ``layer_cam`` only.
     seed : int
         Seeds a private ``torch.Generator``; the global RNG is never used.
     normalization : ``(mean, std)`` or None
@@ -119,6 +185,49 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
     **params
         The method's parameters (see ``list_methods()``).
     """
+    spec, full = _method_call(method, params, layer, seed, contrast)
+    started = time.perf_counter()
+    values, ctx, objective, norm_record = _run_method(
+        model, x, target, spec, full, contrast=contrast, layer=layer, seed=seed,
+        normalization=normalization, batch_size=batch_size, progress=progress, cancel=cancel,
+        output=output, differentiable=False)
+    values = values.detach()
+    if values.dtype in _HALF:
+        values = values.float()
+    if x.device.type == "cuda":
+        torch.cuda.synchronize(x.device)
+    resolved_target, resolved_contrast = objective.as_lists()
+    layer_name = ctx.layer_record()
+    return Attribution(values=values, method=spec.name, target=resolved_target,
+                       contrast=resolved_contrast, params={**full, **ctx.resolved},
+                       layer=layer_name, seed=seed, normalization=norm_record,
+                       seconds=time.perf_counter() - started, extras=ctx.notes)
+
+
+def attribute_graph(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: str,
+                    contrast: Any = None, layer: str | nn.Module | None = None, seed: int = 0,
+                    normalization: Any = None, batch_size: int | None = None,
+                    cancel: threading.Event | None = None, output: OutputSelector = None,
+                    **params: Any) -> torch.Tensor:
+    """Return the map :func:`attribute` computes, still in the autograd graph of ``x``.
+
+    Internal (the attacks differentiate a map with respect to its input). The same method code
+    runs, on an :class:`Explainee` in differentiable mode (every gradient taken with
+    ``create_graph=True``, nothing detached), so the values equal :func:`attribute`'s. ``x`` may
+    require grad; the model is used through its structural copy, whose parameters never do.
+    """
+    spec, full = _method_call(method, params, layer, seed, contrast)
+    values, _, _, _ = _run_method(
+        model, x, target, spec, full, contrast=contrast, layer=layer, seed=seed,
+        normalization=normalization, batch_size=batch_size, progress=None, cancel=cancel,
+        output=output, differentiable=True)
+    return values.float() if values.dtype in _HALF else values
+
+
+def _method_call(method: str, params: dict[str, Any], layer: Any,
+                 seed: Any, contrast: Any) -> tuple[Spec, dict[str, Any]]:
+    """The method's spec and its checked parameters; refuses a layer it does not use, and a
+    contrast for a class-agnostic method."""
     spec = METHODS.get(method)
     full = check_params(spec, params)
     uses_layer = spec.uses_layer or (spec.name == "smoothgrad"
@@ -126,31 +235,39 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
     if layer is not None and not uses_layer:
         raise SaliencyError(f"method {spec.name!r} does not use a layer; drop layer= or pick a "
                             f"CAM method (grad_cam, grad_cam_plusplus, score_cam, guided_grad_cam)")
+    agnostic = spec if spec.name != "smoothgrad" else METHODS.get(full["base"])
+    if contrast is not None and agnostic.class_agnostic:
+        raise SaliencyError(f"method {agnostic.name!r} is class-agnostic: its map does not depend "
+                            f"on the target, so contrast={contrast!r} cannot change it; drop "
+                            f"contrast= or pick a class-specific method")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SaliencyError(f"seed must be an int, got {seed!r}")
+    return spec, full
+
+
+def _run_method(model: nn.Module, x: torch.Tensor, target: Any, spec: Spec,
+                full: dict[str, Any], *, contrast: Any, layer: Any, seed: int,
+                normalization: Any, batch_size: int | None,
+                progress: Callable[[int, int], None] | None, cancel: threading.Event | None,
+                output: OutputSelector, differentiable: bool
+                ) -> tuple[torch.Tensor, Explainee, Objective, Any]:
+    """Bind the model to the objective and run the method: ``(values, ctx, objective, norm)``."""
     check_input(model, x)
-    started = time.perf_counter()
     B, C = x.shape[:2]
     norm, norm_record = parse_normalization(normalization, C, x.device, x.dtype)
     work = Work(x.device, batch_size, progress, cancel)
     generator = torch.Generator(device=x.device).manual_seed(seed)
     original = unwrap(model)
     with torch.inference_mode(False), explainable(model) as net:
-        xin = x.detach().clone()  # a model that edits its input in place cannot reach x
+        # A copy, so a model that edits its input in place cannot reach x; a differentiable
+        # copy keeps x's graph.
+        xin = x.clone() if differentiable and x.requires_grad else x.detach().clone()
         objective = Objective(target, contrast, B, x.device)
         ctx = Explainee(net, original, objective, work, output=output, layer=layer,
                         generator=generator, normalization=norm)
-        values = spec.fn(ctx, xin, **full).detach()
-    if values.dtype in _HALF:
-        values = values.float()
-    if x.device.type == "cuda":
-        torch.cuda.synchronize(x.device)
-    resolved_target, resolved_contrast = objective.as_lists()
-    layer_name = ctx._layer.name if ctx._layer is not None else None
-    return Attribution(values=values, method=spec.name, target=resolved_target,
-                       contrast=resolved_contrast, params={**full, **ctx.resolved},
-                       layer=layer_name, seed=seed, normalization=norm_record,
-                       seconds=time.perf_counter() - started, extras=ctx.notes)
+        ctx.differentiable = differentiable
+        values = spec.fn(ctx, xin, **full)
+    return values, ctx, objective, norm_record
 
 
 def _check_map(values: Any, x: torch.Tensor) -> torch.Tensor:
@@ -225,9 +342,9 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
                         curve_x=None if scored.curve_x is None else scored.curve_x.cpu(),
                         higher_is_better=bool(spec.higher_is_better),
                         params={**full, **{k: v for k, v in mc.extras.items()
-                                           if k in ("baseline", "tolerance", "samples")}},
+                                           if k in _RESOLVED}},
                         extras={k: v for k, v in mc.extras.items()
-                                if k not in ("baseline", "tolerance", "samples")},
+                                if k not in _RESOLVED},
                         seconds=time.perf_counter() - started)
 
 

@@ -116,3 +116,37 @@ def resolve_baseline(spec: Any, x: torch.Tensor, normalization: Normalization | 
                         f"{', '.join(NAMED_BASELINES)}; got {type(spec).__name__}")
 
 
+
+
+def resolve_references(spec: Any, x: torch.Tensor, normalization: Normalization | None,
+                       generator: torch.Generator | None, *, owner: str
+                       ) -> tuple[torch.Tensor, Any]:
+    """Return ``(references (P, R, C, H, W), the resolved spec for the record)``.
+
+    A tensor ``(R, C, H, W)`` is a set of ``R`` references shared by every example (``P = 1``).
+    Anything else is one reference, resolved as a ``baseline`` (``None``: black with a known
+    normalization, else 0): ``P = 1``, or ``P = B`` for per-example ones (``blur``, ``mean``).
+    """
+    if isinstance(spec, torch.Tensor):
+        shape = tuple(spec.shape)
+        if spec.dim() != 4 or shape[1:] != tuple(x.shape[1:]) or shape[0] == 0:
+            hint = (" (one reference: add a leading dimension with ref.unsqueeze(0))"
+                    if spec.dim() == 3 else "")
+            raise SaliencyError(
+                f"{owner}: references must be a tensor of shape (R, C, H, W) = (R, "
+                f"{', '.join(map(str, x.shape[1:]))}) matching the input, R ≥ 1; got shape "
+                f"{shape}{hint}")
+        if not spec.dtype.is_floating_point:
+            raise SaliencyError(f"{owner}: references have dtype {spec.dtype}; give them in the "
+                                f"model's input space, as floats, like x")
+        refs = spec.detach().to(device=x.device, dtype=x.dtype)
+        if not bool(torch.isfinite(refs).all()):
+            raise SaliencyError(f"{owner}: references contain NaN or Inf values")
+        return refs[None], spec
+    try:
+        base, resolved = resolve_baseline(spec, x, normalization, generator, owner=owner)
+    except SaliencyError as err:
+        raise SaliencyError(f"{err} (references= takes a tensor (R, C, H, W) of references, or "
+                            f"one reference as a number or a name)") from None
+    base = base.expand(base.shape[0], *x.shape[1:])
+    return base[:, None], resolved

@@ -28,6 +28,7 @@ class Spec:
     choices: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
     doc: str = ""
     higher_is_better: bool | None = None  # metrics only
+    class_agnostic: bool = False  # methods whose map ignores the target: contrast= is refused
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -53,7 +54,8 @@ class Spec:
         """A plain-data description (for ``list_methods`` and the widget)."""
         out = {"name": self.name, "label": self.label, "family": self.family,
                "output": self.output, "uses_layer": self.uses_layer,
-               "stochastic": self.stochastic, "params": self.defaults,
+               "stochastic": self.stochastic, "class_agnostic": self.class_agnostic,
+               "params": self.defaults,
                "choices": {k: list(v) for k, v in self.choices.items()},
                "doc": self.doc}
         if self.higher_is_better is not None:
@@ -101,8 +103,8 @@ METHODS = Registry("method")
 
 
 def method(*, label: str, family: str, output: str, uses_layer: bool = False,
-           stochastic: bool = False, choices: Mapping[str, tuple[Any, ...]] | None = None
-           ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+           stochastic: bool = False, choices: Mapping[str, tuple[Any, ...]] | None = None,
+           class_agnostic: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(ctx, x, **params)`` under its own name (registry key = function name)."""
     if output not in ("input", "map"):
         raise ValueError(f"output must be 'input' or 'map', got {output!r}")
@@ -111,7 +113,8 @@ def method(*, label: str, family: str, output: str, uses_layer: bool = False,
         doc = inspect.getdoc(fn) or ""
         METHODS.add(Spec(name=fn.__name__, fn=fn, label=label, family=family, output=output,
                          uses_layer=uses_layer, stochastic=stochastic,
-                         choices=dict(choices or {}), doc=doc.split("\n\n")[0]))
+                         choices=dict(choices or {}), doc=doc.split("\n\n")[0],
+                         class_agnostic=class_agnostic))
         return fn
 
     return register

@@ -58,7 +58,7 @@ def quickstart() -> list:
            "`shapes` is a small CNN trained on it; it ships with the package. Three lines:"),
         code("import saliency_widgets as sw",
              'model, data = sw.demo.load_model("shapes"), sw.demo.sample(8, seed=7)',
-             "w = sw.show(model, data.images[0], labels=sw.demo.CLASSES)"),
+             "w = sw.show(model, data.images[3], labels=sw.demo.CLASSES)"),
         md("Toggle methods at the top, pick another target or a contrast class (\"why *circle* "
            "rather than *square*?\"), zoom with the wheel and drag to pan: every panel follows. "
            "Colormap, opacity, sign and clipping change at once, without the kernel.",
@@ -70,6 +70,20 @@ def quickstart() -> list:
              'w.contrast_mode = "runner_up"   # why the prediction rather than the runner-up?',
              'w.wait()',
              'fig = w.to_figure()            # the panels as a matplotlib figure (w.save_png(path) too)'),
+        md("## An empty panel?",
+           "",
+           "A map can be blank, and the widget then says why instead of drawing a made-up colour "
+           "scale. Image 0 of this sample is one of the few where the model is unsure (58 % "
+           "cross): every Grad-CAM weight at its layer is negative, so the ReLU leaves nothing. "
+           "The panel names what to try: `relu=False` shows the negative evidence, a contrast "
+           "class asks a sharper question, another layer looks elsewhere. A self-contrast "
+           "(target = contrast) is blank for every method, by definition."),
+        code('unsure = sw.show(model, data.images[0], labels=sw.demo.CLASSES, methods=("grad_cam",))',
+             "unsure.wait()",
+             "print(unsure.panels[0].note)",
+             'unsure.params = {"grad_cam": {"relu": False}}  # the fix it names',
+             "unsure.wait()",
+             'print("with relu=False the map is blank:", bool(unsure.panels[0].note))'),
         md("The maps are ordinary tensors, computed by `sw.attribute` for a whole batch, and the "
            "masks make them checkable:"),
         code('attr = sw.attribute(model, data.x, data.labels, method="integrated_gradients",',

@@ -14,14 +14,31 @@ import warnings
 import pytest
 import torch
 from torch import nn
+from torchvision.models import VisionTransformer
 
 import saliency_widgets as sw
 
 METHODS = [m["name"] for m in sw.list_methods()]
 SPECS = {m["name"]: m for m in sw.list_methods()}
 STOCHASTIC = {name for name, m in SPECS.items() if m["stochastic"]}
+# Class-agnostic maps ignore the target: they refuse contrast= (see test_self_contrast_…).
+AGNOSTIC = {name for name, m in SPECS.items() if m.get("class_agnostic")}
+# Methods that read self-attention run the contract on a small ViT instead of the CNN.
+VIT_ONLY = {name for name, m in SPECS.items() if m["family"] == "transformer"}
+
+def _xrai_regions(size: int = 16) -> torch.Tensor:
+    """Seven overlapping regions of a ``size × size`` image (quadrants, halves, a centre)."""
+    h, q = size // 2, size // 4
+    m = torch.zeros(7, size, size, dtype=torch.bool)
+    m[0, :h, :h] = m[1, :h, h:] = m[2, h:, :h] = m[3, h:, h:] = True
+    m[4, :, :h] = m[5, :, h:] = m[6, q:h + q, q:h + q] = True
+    return m
+
+
+REFERENCES = torch.randn(3, 3, 16, 16, generator=torch.Generator().manual_seed(5))  # R=3, SIZE
 
 # Cheap settings for the expensive methods; a method not listed runs with its defaults.
+# (XRAI's Felzenszwalb segmentation is checked in tests/test_pair_methods.py.)
 CHEAP = {
     "integrated_gradients": {"steps": 4},
     "smoothgrad": {"samples": 3},
@@ -29,6 +46,14 @@ CHEAP = {
     "score_cam": {},
     "lime": {"grid": 2, "samples": 16},
     "kernel_shap": {"grid": 2, "samples": 16},
+    "blur_ig": {"steps": 4},
+    "guided_ig": {"steps": 4},
+    "rise": {"samples": 24, "grid": 2},
+    "xrai": {"steps": 2, "segments": _xrai_regions()},
+    # a reference set (R = 3) for the SHAP variants: the contract covers a set, not one baseline
+    "deeplift_shap": {"references": REFERENCES},
+    "gradient_shap": {"samples": 4, "noise": 0.1, "references": REFERENCES},
+    "ablation_cam": {},
 }
 
 TOL = {torch.float32: 1e-5, torch.float64: 1e-10}
@@ -151,9 +176,49 @@ def assert_no_guided_leak() -> None:
     assert g.tolist() == [-2.0, 0.0]
 
 
-def user_model_with_oddities() -> SmallCNN:
+class SmallViT(VisionTransformer):
+    """torchvision's ViT at 16 px (4×4 patches of 4 px, 2 blocks, 2 heads), with ``rendezvous``
+    called mid-forward like SmallCNN's."""
+
+    def __init__(self, dropout: bool = False) -> None:
+        super().__init__(image_size=SIZE, patch_size=4, num_layers=2, num_heads=2, hidden_dim=8,
+                         mlp_dim=16, num_classes=CLASSES, dropout=0.5 if dropout else 0.0)
+        self.rendezvous = None
+
+    def forward(self, x):
+        h = self._process_input(x)
+        if self.rendezvous is not None:
+            self.rendezvous()
+        h = torch.cat([self.class_token.expand(h.shape[0], -1, -1), h], dim=1)
+        return self.heads(self.encoder(h)[:, 0])
+
+
+def make_vit(dtype=torch.float32, seed: int = 0, **kw) -> SmallViT:
+    """A fixed-weight SmallViT; torchvision's zero-initialised head and class token re-drawn."""
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = SmallViT(**kw)
+        with torch.no_grad():
+            model.heads.head.weight.normal_(0, 1.0)
+            model.heads.head.bias.normal_(0, 0.1)
+            model.class_token.normal_(0, 1.0)
+    return model.to(dtype).eval()
+
+
+def make_model(name: str, dtype=torch.float32, **kw):
+    """The contract's model for method ``name``: SmallViT for attention methods, else SmallCNN."""
+    return (make_vit if name in VIT_ONLY else make_cnn)(dtype, **kw)
+
+
+def user_model_with_oddities(name: str = "gradient"):
     """Mixed training flags, a frozen parameter, pre-filled .grad, and a user hook."""
-    model = make_cnn(dropout=True)
+    model = make_model(name, dropout=True)
+    if isinstance(model, SmallViT):
+        model.encoder.dropout.train()
+        model.conv_proj.weight.requires_grad_(False)
+        model.heads.head.weight.grad = torch.full_like(model.heads.head.weight, 0.25)
+        model.encoder.layers[1].register_forward_hook(lambda m, i, o: None)
+        return model
     model.drop.train()  # one submodule in training mode, the rest in eval
     model.features[0].weight.requires_grad_(False)
     model.head.weight.grad = torch.full_like(model.head.weight, 0.25)
@@ -165,7 +230,7 @@ def user_model_with_oddities() -> SmallCNN:
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("name", METHODS)
 def test_shape_dtype_detached(name, dtype):
-    model = make_cnn(dtype)
+    model = make_model(name, dtype)
     x = make_x(2, dtype)
     attr = attribute(model, x, name)
     channels = 3 if SPECS[name]["output"] == "input" else 1
@@ -182,7 +247,7 @@ def test_shape_dtype_detached(name, dtype):
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
 @pytest.mark.parametrize("name", METHODS)
 def test_half_precision_gives_float32(name, dtype):
-    model = make_cnn().to(dtype)
+    model = make_model(name).to(dtype)
     x = make_x(2).to(dtype)
     try:
         with torch.no_grad():
@@ -213,7 +278,7 @@ _GRAD_CONTEXTS = {
 @pytest.mark.parametrize("grad_ctx", list(_GRAD_CONTEXTS))
 @pytest.mark.parametrize("name", METHODS)
 def test_model_and_input_untouched(name, grad_ctx):
-    model = user_model_with_oddities()
+    model = user_model_with_oddities(name)
     x = make_x(2).requires_grad_(True)
     x.grad = torch.full_like(x, 0.5)
     x_before, xgrad_before = x.detach().clone(), x.grad.clone()
@@ -237,7 +302,7 @@ def test_model_and_input_untouched(name, grad_ctx):
 @pytest.mark.parametrize("name", METHODS)
 def test_inference_tensor_input(name):
     """An input created under inference_mode is accepted and the result matches a normal one."""
-    model = make_cnn()
+    model = make_model(name)
     with torch.inference_mode():
         xi = make_x(2)
         attr = attribute(model, xi, name, target=[0, 2])
@@ -248,7 +313,7 @@ def test_inference_tensor_input(name):
 @pytest.mark.parametrize("name,baseline", [("integrated_gradients", "black"),
                                            ("occlusion", "blur")])
 def test_named_baseline_under_inference_mode(name, baseline):
-    model, norm = make_cnn(), ((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
+    model, norm = make_model(name), ((0.4, 0.5, 0.6), (0.2, 0.25, 0.3))
     with torch.inference_mode():
         attr = attribute(model, make_x(2), name, target=[0, 1], baseline=baseline,
                          normalization=norm)
@@ -262,7 +327,7 @@ class Boom(RuntimeError):
 
 @pytest.mark.parametrize("name", METHODS)
 def test_untouched_after_exception_mid_forward(name):
-    model = user_model_with_oddities()
+    model = user_model_with_oddities(name)
     counter = {"calls": 0, "fail_at": 2}
 
     def rendezvous():  # shared with the library's copy of the model: counts every forward
@@ -284,7 +349,7 @@ def test_untouched_after_exception_mid_forward(name):
         # nothing left behind: the same call now succeeds and matches a fresh model's result
         counter["fail_at"] = -1
         again = attribute(model, x, name, target=[0, 1, 2], batch_size=1)
-        fresh = user_model_with_oddities()
+        fresh = user_model_with_oddities(name)
         ref = attribute(fresh, x, name, target=[0, 1, 2], batch_size=1)
     assert torch.equal(again.values, ref.values)
     assert_untouched(model, snap)
@@ -292,7 +357,7 @@ def test_untouched_after_exception_mid_forward(name):
 
 @pytest.mark.parametrize("name", METHODS)
 def test_cancel_from_progress(name):
-    model = user_model_with_oddities()
+    model = user_model_with_oddities(name)
     snap = snapshot(model)
     x = make_x(3)
     cancel = threading.Event()
@@ -313,9 +378,9 @@ def test_cancel_from_progress(name):
     assert_no_guided_leak()
     # a set event cancels before any work; a cleared one lets the call finish
     with pytest.raises(sw.Cancelled):
-        attribute(make_cnn(), x, name, cancel=cancel)
+        attribute(make_model(name), x, name, cancel=cancel)
     cancel.clear()
-    assert attribute(make_cnn(), x, name, cancel=cancel).values.shape[0] == 3
+    assert attribute(make_model(name), x, name, cancel=cancel).values.shape[0] == 3
 
 
 @pytest.mark.parametrize("mode", ["train", "eval"])
@@ -325,7 +390,7 @@ def test_concurrent_use_of_the_model(name, mode):
     results stay correct and its modules keep the user's training flags throughout. Every
     forward of our copy waits until the other thread completes an iteration, so the two really
     interleave (hooks and guided ReLUs active in our thread while the other computes)."""
-    model = make_cnn()
+    model = make_model(name)
     model.train(mode == "train")
     snap = snapshot(model)
     xt = make_x(4, seed=7).requires_grad_(True)
@@ -391,14 +456,14 @@ def test_concurrent_use_of_the_model(name, mode):
     if mode == "eval":
         assert_untouched(model, snap)
         model.rendezvous = None
-        ref = attribute(make_cnn(), make_x(2), name, target=[1, 2], batch_size=1)
+        ref = attribute(make_model(name), make_x(2), name, target=[1, 2], batch_size=1)
         torch.testing.assert_close(attr.values, ref.values, rtol=0, atol=1e-6)
 
 
 # --- determinism and invariances ---------------------------------------------------------------
 @pytest.mark.parametrize("name", METHODS)
 def test_seed_determinism(name):
-    model, x = make_cnn(), make_x(2)
+    model, x = make_model(name), make_x(2)
     a = attribute(model, x, name, seed=3)
     b = attribute(model, x, name, seed=3)
     assert torch.equal(a.values, b.values)
@@ -411,8 +476,13 @@ def test_seed_determinism(name):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("name", METHODS)
 def test_self_contrast_is_exactly_zero(name, dtype):
-    model, x = make_cnn(dtype), make_x(3, dtype)
+    model, x = make_model(name, dtype), make_x(3, dtype)
     target = [0, 3, 4]
+    if name in AGNOSTIC:  # the map ignores the target: a contrast is refused, not ignored
+        for contrast in (target, 1, "runner_up"):
+            with pytest.raises(sw.SaliencyError, match="class-agnostic.*drop contrast="):
+                attribute(model, x, name, target=target, contrast=contrast)
+        return
     with warnings.catch_warnings():
         warnings.simplefilter("error", sw.SaliencyWarning)  # a self-contrast is not "blank"
         attr = attribute(model, x, name, target=target, contrast=target)
@@ -429,30 +499,45 @@ def test_self_contrast_is_exactly_zero(name, dtype):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("name", METHODS)
 def test_batch_independence(name, dtype):
-    model, x = make_cnn(dtype), make_x(4, dtype)
+    model, x = make_model(name, dtype), make_x(4, dtype)
     target, contrast = [1, 0, 4, 2], [3, 3, 0, 1]
-    batch = attribute(model, x, name, target=target, contrast=contrast)
+    if name in AGNOSTIC:
+        contrast = [None] * 4
+    batch = attribute(model, x, name, target=target,
+                      contrast=None if name in AGNOSTIC else contrast)
     for i in range(4):
         alone = attribute(model, x[i:i + 1], name, target=target[i], contrast=contrast[i])
         torch.testing.assert_close(batch.values[i:i + 1], alone.values, rtol=0, atol=TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
-def test_smoothgrad_without_noise_is_batch_independent_and_equals_its_base(dtype):
+def test_smoothgrad_with_noise_is_batch_independent(dtype):
+    # The noise is one draw per sample shared by the batch (each example scaled by its own
+    # range), so an example's map does not depend on its batch mates or its position. (This was
+    # tested only with noise=0 while each example drew its own noise from one stream.)
     model, x = make_cnn(dtype), make_x(3, dtype)
     target = [2, 0, 1]
-    batch = attribute(model, x, "smoothgrad", noise=0.0, target=target)
+    for aggregation in ("mean", "square", "variance"):
+        kw = dict(noise=0.2, samples=4, aggregation=aggregation, seed=5)
+        batch = attribute(model, x, "smoothgrad", target=target, **kw)
+        flipped = attribute(model, x.flip(0), "smoothgrad", target=target[::-1], **kw)
+        torch.testing.assert_close(flipped.values.flip(0), batch.values, rtol=0,
+                                   atol=TOL[dtype])
+        for i in range(3):
+            alone = attribute(model, x[i:i + 1], "smoothgrad", target=target[i], **kw)
+            torch.testing.assert_close(batch.values[i:i + 1], alone.values, rtol=0,
+                                       atol=TOL[dtype])
+    clean = attribute(model, x, "smoothgrad", noise=0.0, samples=4, target=target)
     grad = attribute(model, x, "gradient", target=target)
-    torch.testing.assert_close(batch.values, grad.values, rtol=0, atol=TOL[dtype])
-    for i in range(3):
-        alone = attribute(model, x[i:i + 1], "smoothgrad", noise=0.0, target=target[i])
-        torch.testing.assert_close(batch.values[i:i + 1], alone.values, rtol=0, atol=TOL[dtype])
+    torch.testing.assert_close(clean.values, grad.values, rtol=0, atol=TOL[dtype])
+    noisy = attribute(model, x, "smoothgrad", noise=0.2, samples=4, target=target)
+    assert (noisy.values - grad.values).abs().max() > 100 * TOL[dtype], "the noise did nothing"
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["f32", "f64"])
 @pytest.mark.parametrize("name", METHODS)
 def test_chunk_size_independence(name, dtype):
-    model, x = make_cnn(dtype), make_x(4, dtype)
+    model, x = make_model(name, dtype), make_x(4, dtype)
     target = [1, 0, 4, 2]
     results = [attribute(model, x, name, target=target, batch_size=bs).values
                for bs in (None, 1, 3)]
@@ -463,7 +548,7 @@ def test_chunk_size_independence(name, dtype):
 @pytest.mark.parametrize("batch_size", [1, 2, None])
 @pytest.mark.parametrize("name", METHODS)
 def test_progress_reports(name, batch_size):
-    model, x = make_cnn(), make_x(3)
+    model, x = make_model(name), make_x(3)
     reports = []
     attribute(model, x, name, batch_size=batch_size,
               progress=lambda done, total: reports.append((done, total)))
@@ -497,9 +582,24 @@ def test_list_methods_entries():
         assert isinstance(e["params"], dict)
     assert SPECS["integrated_gradients"]["params"]["steps"] == 32
     assert SPECS["grad_cam"]["output"] == "map" and SPECS["gradient"]["output"] == "input"
+    assert all(isinstance(e["class_agnostic"], bool) for e in entries)
+    assert AGNOSTIC == {"eigen_cam", "attention_rollout"}
     # plain data: mutating the description does not change the registry
     entries[0]["params"]["injected"] = 1
     assert "injected" not in sw.list_methods()[0]["params"]
+
+
+def test_class_agnostic_refuses_contrast_also_through_smoothgrad():
+    with pytest.raises(sw.SaliencyError, match="'eigen_cam' is class-agnostic"):
+        sw.attribute(make_cnn(), make_x(1), method="smoothgrad", base="eigen_cam", contrast=1,
+                     samples=2)
+    sw.attribute(make_cnn(), make_x(1), method="smoothgrad", base="eigen_cam", samples=2)
+
+
+@pytest.mark.parametrize("name", sorted(VIT_ONLY))
+def test_attention_methods_refuse_a_cnn_in_words(name):
+    with pytest.raises(sw.SaliencyError, match="nn.MultiheadAttention.*SmallCNN has none"):
+        sw.attribute(make_cnn(), make_x(1), method=name)
 
 
 def test_unknown_method_suggests_close_match():

@@ -5,6 +5,8 @@ Run on a GPU machine with ``pytest -m gpu tests/test_gpu.py``.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 import torchvision
@@ -15,7 +17,8 @@ pytestmark = [pytest.mark.gpu,
               pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")]
 
 CHEAP = {"integrated_gradients": {"steps": 8}, "smoothgrad": {"samples": 4},
-         "occlusion": {"window": 16, "stride": 16}}
+         "occlusion": {"window": 16, "stride": 16}, "blur_ig": {"steps": 8},
+         "guided_ig": {"steps": 8}, "rise": {"samples": 64}, "xrai": {"steps": 8}}
 
 
 @pytest.fixture(scope="module")
@@ -31,19 +34,41 @@ def pair():
     return cpu, gpu, x
 
 
+@pytest.fixture(scope="module")
+def vit_pair():
+    """A small torchvision ViT (96 px, 16 px patches) for the attention methods."""
+    torch.manual_seed(0)
+    cpu = torchvision.models.VisionTransformer(image_size=96, patch_size=16, num_layers=2,
+                                               num_heads=2, hidden_dim=32, mlp_dim=64,
+                                               num_classes=10).eval()
+    with torch.no_grad():
+        cpu.heads.head.weight.normal_(0, 0.5)  # torchvision initialises the head to zeros
+        cpu.class_token.normal_(0, 1.0)
+    gpu = copy.deepcopy(cpu).cuda()
+    x = torch.randn(2, 3, 96, 96, generator=torch.Generator().manual_seed(1))
+    return cpu, gpu, x
+
+
 STOCHASTIC = {m["name"] for m in sw.list_methods() if m["stochastic"]}
-RAW_GRADIENT = {"gradient", "input_x_gradient", "guided_backprop", "guided_grad_cam"}
+# Guided IG's feature choice and XRAI's region order jump where float32 rounding reorders near-equal
+# gradients or gains, so on this float32 ReLU net only their shape and finiteness are compared
+# here; tests/test_pair_methods.py compares them on CUDA in float64.
+DISCONTINUOUS = {"guided_ig", "xrai"}
+VIT_ONLY = {m["name"] for m in sw.list_methods() if m["family"] == "transformer"}
+# FullGrad on this freshly initialised ResNet (zero BN biases and means) is its |x·∇x| term alone:
+# float32 CPU vs float64 differ by 3e-3 there, as raw gradients do.
+RAW_GRADIENT = {"gradient", "input_x_gradient", "guided_backprop", "guided_grad_cam", "fullgrad"}
 
 
 @pytest.mark.parametrize("name", [m["name"] for m in sw.list_methods()])
-def test_cuda_matches_cpu(pair, name):
-    cpu, gpu, x = pair
+def test_cuda_matches_cpu(request, name):
+    cpu, gpu, x = request.getfixturevalue("vit_pair" if name in VIT_ONLY else "pair")
     before = {k: v.clone() for k, v in gpu.state_dict().items()}
     params = CHEAP.get(name, {})
     a = sw.attribute(cpu, x, target=[1, 2], method=name, **params)
     b = sw.attribute(gpu, x.cuda(), target=[1, 2], method=name, **params)
     assert b.values.device.type == "cuda" and b.values.shape == a.values.shape
-    if name in STOCHASTIC:  # draws come from the device's own generator: not comparable
+    if name in STOCHASTIC or name in DISCONTINUOUS:  # e.g. draws from the device's generator
         assert bool(torch.isfinite(b.values).all())
         return
     assert b.values.device.type == "cuda"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 import warnings
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -13,6 +14,7 @@ from torch import nn
 
 import saliency_widgets as sw
 from saliency_widgets.errors import Cancelled, SaliencyError, SaliencyWarning
+from saliency_widgets.metrics._similarity import hog, hog_cell, hog_similarity
 from saliency_widgets.metrics.model_randomization import similarities, spearman, ssim
 from saliency_widgets.model.randomize import Randomizer, execution_order, parameter_blocks
 
@@ -184,24 +186,59 @@ def test_similarity_measures():
     g = torch.Generator().manual_seed(0)
     a = torch.randn(3, 9, 10, generator=g, dtype=torch.float64)
     s = similarities(a, a)
-    for key in ("spearman_abs", "spearman", "ssim"):
+    assert set(s) == {"spearman_abs", "spearman", "ssim", "hog"}
+    for key in s:
         torch.testing.assert_close(s[key], torch.ones(3, dtype=torch.float64))
     torch.testing.assert_close(spearman(a.flatten(1), -a.flatten(1)), -torch.ones(3).double())
     # ties get average ranks: [1, 1, 2, 3] vs [1, 2, 3, 4] has ρ = 0.9487 (scipy.stats.spearmanr)
     rho = spearman(torch.tensor([[1.0, 1.0, 2.0, 3.0]]), torch.tensor([[1.0, 2.0, 3.0, 4.0]]))
     assert abs(float(rho) - 0.9486832980505138) < 1e-12
     assert torch.isnan(spearman(torch.ones(1, 5), torch.arange(5.0)[None])).all()
-    # SSIM is invariant to an affine change of either map (both are min-max normalised)
-    torch.testing.assert_close(similarities(a, 3 * a + 2)["ssim"], torch.ones(3).double())
+    # SSIM and HOG are invariant to an affine change of either map (both are min-max normalised)
+    for key in ("ssim", "hog"):
+        torch.testing.assert_close(similarities(a, 3 * a + 2)[key], torch.ones(3).double())
     b = torch.randn(3, 9, 10, generator=g, dtype=torch.float64)
     assert (ssim(torch.rand(3, 9, 10, generator=g), torch.rand(3, 9, 10, generator=g)) < 0.3).all()
     assert (similarities(a, b)["spearman"].abs() < 0.4).all()
 
 
+def test_hog_matches_scikit_image():
+    from skimage.feature import hog as skimage_hog
+    g = torch.Generator().manual_seed(1)
+    for (h, w), cell, orientations, block in (((32, 24), 4, 9, 2), ((17, 30), 2, 6, 3),
+                                              ((40, 40), 8, 9, 3), ((12, 16), 2, 8, 1)):
+        m = torch.rand(2, h, w, generator=g, dtype=torch.float64)
+        m[1] = (torch.arange(h * w, dtype=torch.float64).view(h, w) % 7)  # exact bin edges
+        ours = hog(m, cell, orientations, block)
+        for b in range(2):
+            ref = skimage_hog(m[b].numpy(), orientations=orientations,
+                              pixels_per_cell=(cell, cell), cells_per_block=(block, block),
+                              block_norm="L2-Hys", feature_vector=True)
+            assert ours.shape[1] == ref.size
+            # scikit-image sums each cell in float32 (measured error up to 3e-8)
+            err = float(np.abs(ours[b].numpy() - ref).max())
+            assert err <= 1e-6, f"{h}×{w}, cell {cell}, {orientations} bins: {err:.1e}"
+    with pytest.raises(ValueError, match="even"):
+        hog(torch.rand(1, 9, 9), 3)
+
+
+def test_hog_similarity_conventions():
+    g = torch.Generator().manual_seed(2)
+    a = torch.rand(2, 16, 20, generator=g, dtype=torch.float64)
+    b = torch.rand(2, 16, 20, generator=g, dtype=torch.float64)
+    assert hog_cell(16, 20) == 2 and hog_cell(224, 224) == 28 and hog_cell(64, 50) == 6
+    torch.testing.assert_close(hog_similarity(a, a), torch.ones(2).double())
+    assert (hog_similarity(a, b).abs() < 0.5).all(), "independent noise maps"
+    const = torch.ones_like(a)
+    assert hog_similarity(a, const).tolist() == [0.0, 0.0]
+    assert torch.isnan(hog_similarity(const, a)).all()
+    assert torch.isnan(hog_similarity(a[:, :3], a[:, :3])).all(), "under 4 px: undefined"
+
+
 def test_score_is_the_mean_over_randomization_steps_only():
     model, x = _cnn(), _x()
     attr = sw.attribute(model, x, method="gradient")
-    for sim in ("spearman_abs", "spearman", "ssim"):
+    for sim in ("spearman_abs", "spearman", "ssim", "hog"):
         r = sw.evaluate(model, x, attr, metric="model_randomization", similarity=sim)
         torch.testing.assert_close(r.curve, r.extras[sim])
         torch.testing.assert_close(r.scores, r.extras[sim].mean(1))  # no self-similarity of 1

@@ -7,6 +7,10 @@ model for infidelity and max-sensitivity). Each assert states its tolerance in i
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
+import itertools
 import math
 import warnings
 
@@ -19,6 +23,7 @@ from torch import nn
 
 import saliency_widgets as sw
 from saliency_widgets.errors import SaliencyError
+from saliency_widgets.metrics._curve import removal_order
 
 try:
     from .models import Lambda, bias_free_relu_cnn, linear_model, smooth_cnn
@@ -66,12 +71,13 @@ def test_infidelity_linear_model_gradient_gaussian_is_zero():
     assert r.scores.shape == (3,) and r.params["samples"] == 8
     assert float(r.scores.abs().max()) <= 1e-12, \
         f"linear model + gradient: infidelity {r.scores.tolist()} should be 0 (tol 1e-12)"
-    # scaled map: not zero without normalize, zero (β = 1/7) with it
+    # scaled map: not zero without normalize, zero (β = 1/7) with it (the default)
     seven = sw.evaluate(model, x, attr.values * 7, target=list(attr.target),
-                        metric="infidelity", samples=8)
+                        metric="infidelity", samples=8, normalize=False)
     assert float(seven.scores.min()) > 1e-3, "a ×7 map must be unfaithful without normalize"
     norm = sw.evaluate(model, x, attr.values * 7, target=list(attr.target),
-                       metric="infidelity", samples=8, normalize=True)
+                       metric="infidelity", samples=8)
+    assert norm.params["normalize"] is True
     assert float(norm.scores.abs().max()) <= 1e-12, \
         f"×7 map with normalize=True: {norm.scores.tolist()} should be 0 (tol 1e-12)"
 
@@ -86,6 +92,8 @@ def test_infidelity_baseline_perturbation_is_squared_ig_completeness_gap():
     assert float(gap2.min()) > 1e-5, f"the IG gap must be non-trivial, got {gap2.tolist()}"
     r = sw.evaluate(model, x, attr, metric="infidelity", perturbation="baseline", baseline=0.0)
     assert r.params["samples"] == 1 and r.params["baseline"] == 0.0
+    # one sample: the default does not normalize (β would fit it exactly: 0 for every map)
+    assert r.params["normalize"] is False
     err = max_err(r.scores, gap2)
     assert err <= 1e-10, f"infidelity(I = x − x′) vs IG gap²: max abs error {err:.2e} (tol 1e-10)"
     # the default baseline (0.0 in input space, like IG's default) gives the same score
@@ -98,9 +106,9 @@ def test_infidelity_normalize_never_worse():
     x = rand(3, 2, 6, 6, seed=4)
     for method in ("gradient", "input_x_gradient"):
         attr = sw.attribute(model, x, method=method)
-        plain = sw.evaluate(model, x, attr, metric="infidelity", samples=6, noise=0.3)
-        norm = sw.evaluate(model, x, attr, metric="infidelity", samples=6, noise=0.3,
-                           normalize=True)
+        plain = sw.evaluate(model, x, attr, metric="infidelity", samples=6, noise=0.3,
+                            normalize=False)
+        norm = sw.evaluate(model, x, attr, metric="infidelity", samples=6, noise=0.3)
         slack = 1e-12 * (1 + plain.scores.abs())
         assert bool((norm.scores <= plain.scores + slack).all()), \
             f"{method}: normalize=True {norm.scores.tolist()} > False {plain.scores.tolist()}"
@@ -118,12 +126,54 @@ def test_infidelity_hand_computed_two_features():
     # plain:      ((1 − 3)² + (−1.5 + 1.25)²) / 2 = (4 + 0.0625) / 2 = 2.03125
     # normalize:  β = (1·3 + 1.5·1.25) / (1 + 2.25) = 4.875 / 3.25 = 1.5
     #             ((1.5 − 3)² + (−2.25 + 1.25)²) / 2 = (2.25 + 1) / 2 = 1.625
-    plain = sw.evaluate(model, x, phi, target=0, metric="infidelity", perturbation=pert)
-    norm = sw.evaluate(model, x, phi, target=0, metric="infidelity", perturbation=pert,
-                       normalize=True)
+    plain = sw.evaluate(model, x, phi, target=0, metric="infidelity", perturbation=pert,
+                        normalize=False)
+    norm = sw.evaluate(model, x, phi, target=0, metric="infidelity", perturbation=pert)
     assert abs(float(plain.scores[0]) - 2.03125) <= 1e-14, f"plain {plain.scores} != 2.03125"
     assert abs(float(norm.scores[0]) - 1.625) <= 1e-14, f"normalized {norm.scores} != 1.625"
     assert plain.params["samples"] == 2
+
+
+def test_infidelity_default_ignores_the_maps_scale_and_the_copy_over_channels():
+    # a CAM-like (B, 1, H, W) map: ×1e-3 or ×1e3, or copied over the C channels, scores the
+    # same by default (normalize=True), and very differently with normalize=False
+    model = smooth_cnn(c=3, k=3, act="tanh", seed=8)
+    x = rand(2, 3, 6, 6, seed=9)
+    cam = sw.attribute(model, x, [0, 1], method="grad_cam")
+    assert cam.values.shape[1] == 1
+    kw = dict(target=[0, 1], metric="infidelity", samples=6)
+    ref = sw.evaluate(model, x, cam.values, **kw)
+    assert ref.params["normalize"] is True and float(ref.scores.min()) > 1e-6
+    for map_ in (cam.values * 1e-3, cam.values * 1e3, cam.values.expand_as(x)):
+        other = sw.evaluate(model, x, map_, **kw)
+        rel = max_err(other.scores, ref.scores) / float(ref.scores.abs().max())
+        assert rel <= 1e-12, f"normalized infidelity changed with the map's scale: rel {rel:.1e}"
+    small = sw.evaluate(model, x, cam.values * 1e-3, normalize=False, **kw).scores
+    big = sw.evaluate(model, x, cam.values * 1e3, normalize=False, **kw).scores
+    assert bool((big > 100 * small).all()), "without normalize the scale must matter"
+    with pytest.raises(SaliencyError, match="normalize=False"):
+        sw.evaluate(model, x, cam, metric="infidelity", perturbation="baseline", normalize=True)
+
+
+def test_infidelity_dot_product_is_float64_for_float32_inputs():
+    # f ≡ 0, so the score is (IᵀΦ)² with one perturbation and normalize=False. Φ ~ ±1000 and
+    # I ~ 1 in float32, one pixel shifted so that IᵀΦ ≈ 0.1 after heavy cancellation: products
+    # of float32 numbers are exact in float64, while the float32 dot product (the code before
+    # this test) was off by 2 % in the score.
+    model = Lambda(lambda x: x.flatten(1)[:, :2] * 0.0)
+    g = torch.Generator().manual_seed(0)
+    C, H, W = 3, 16, 16
+    phi = (torch.randn(1, C, H, W, generator=g) * 1000).float()
+    pert = torch.rand(1, 1, C, H, W, generator=g).float()
+    exact = (pert[0].double() * phi.double()).sum()
+    phi[0, 0, 0, 0] -= float(exact / pert[0, 0, 0, 0, 0].double()) - 1.0
+    exact = float((pert[0].double() * phi.double()).sum()) ** 2
+    f32 = float((pert[0] * phi).sum()) ** 2
+    assert abs(f32 - exact) / exact > 1e-9, "the case must defeat a float32 dot product"
+    r = sw.evaluate(model, torch.ones(1, C, H, W), phi, target=0, metric="infidelity",
+                    perturbation=pert, normalize=False)
+    rel = abs(float(r.scores[0]) - exact) / exact
+    assert rel <= 1e-12, f"IᵀΦ not in float64: {float(r.scores[0])} vs {exact} (rel {rel:.1e})"
 
 
 def test_infidelity_seeded_and_bad_perturbation():
@@ -246,6 +296,30 @@ def test_completeness_ig_300_steps_smooth_model(act):
         rec = attr.extras["relative_completeness_gap"].double()
         assert max_err(r.scores, rec) <= 1e-9, \
             f"metric vs the IG record's own relative gap: {max_err(r.scores, rec):.2e} (tol 1e-9)"
+
+
+def test_completeness_kernel_shap_sums_its_segment_values():
+    # KernelSHAP enforces Σφ = f(x) − f(x′) exactly; its map paints φ_m on each of segment m's
+    # pixels, so the pixel sum (what the metric used, and what a plain tensor still gives) is
+    # off by the segment sizes
+    model = smooth_cnn(c=3, k=3, act="softplus", seed=3)
+    x = rand(2, 3, 8, 8, seed=4).abs().clamp(max=1)
+    norm = ((0.5,) * 3, (0.25,) * 3)
+    for baseline in (0.0, "black", "uniform", "blur"):
+        attr = sw.attribute(model, x, [0, 1], method="kernel_shap", grid=2, samples=24,
+                            baseline=baseline, normalization=norm, seed=2)
+        r = sw.evaluate(model, x, attr, metric="completeness")
+        assert r.params["baseline"] == baseline
+        assert float(r.scores.max()) <= 1e-12, f"{baseline}: gap {r.scores.tolist()} (1e-12)"
+        if baseline == 0.0:
+            pixels = sw.evaluate(model, x, attr.values, target=[0, 1], metric="completeness",
+                                 baseline=0.0)
+            assert float(pixels.scores.min()) > 1.0, "the pixel sum must be far off (16 px each)"
+    # a broken record (values that do not add up) is caught: the metric recomputes f(x), f(x′)
+    half = dataclasses.replace(attr, extras={**attr.extras,
+                                             "segment_values": attr.extras["segment_values"] / 2})
+    r = sw.evaluate(model, x, half, metric="completeness")
+    assert max_err(r.scores, torch.full((2,), 0.5, dtype=F64)) <= 1e-10
 
 
 def test_completeness_undefined_without_a_baseline():
@@ -416,6 +490,53 @@ def test_deletion_actually_modifies_the_input():
     assert r.curve[0].tolist() == [1.0] + [0.0] * 16, r.curve
 
 
+def test_removal_order_breaks_ties_by_a_seeded_permutation():
+    g = torch.Generator().manual_seed(8)
+    maps = (torch.randn(3, 2, 6, 7, generator=g, dtype=F64)).round().clamp(min=0)  # many ties
+    order = removal_order(maps, "sum", tie_seed=0)
+    m = sw.reduce_channels(maps, "sum").flatten(1)
+    assert order.shape == (3, 42) and order.dtype == torch.int64
+    assert bool((order.sort(1).values == torch.arange(42)).all()), "not a permutation"
+    assert bool((m.gather(1, order).diff(dim=1) <= 0).all()), "not most relevant first"
+    # within a tie the order is the seeded permutation's, the same for every example
+    perm = torch.randperm(42, generator=torch.Generator().manual_seed(0)).tolist()
+    for b in range(3):
+        for v in m[b].unique():
+            tied = [p for p in order[b].tolist() if m[b, p] == v]
+            assert tied == sorted(tied, key=perm.index), "ties not in the seeded order"
+    assert torch.equal(removal_order(maps[1:2], "sum", 0), order[1:2]), "batch-dependent"
+    assert not torch.equal(removal_order(maps, "sum", 1), order), "tie_seed has no effect"
+    tie_free = torch.randn(2, 1, 6, 7, generator=g, dtype=F64)
+    assert torch.equal(removal_order(tie_free, "sum", 0), removal_order(tie_free, "sum", 5))
+    positional = torch.argsort(-m, dim=1, stable=True)
+    assert not torch.equal(order, positional), "ties must not be broken by position"
+
+
+@pytest.mark.parametrize("metric", ["deletion", "insertion"])
+def test_curve_follows_the_recorded_pixel_order(metric):
+    # additive model, zero substrate, one pixel per step: point k of the curve is f of the
+    # input with exactly the first k pixels of removal_order moved (a tie-heavy map, so the
+    # order is mostly the seeded tie order)
+    values = CONTRIB.clamp(min=0).sum(1, keepdim=True).round()  # ≥ 0, many tied zeros
+    for tie_seed in (0, 3):
+        r = sw.evaluate(ADDITIVE, X_ADD, values, target=0, metric=metric, baseline=0.0,
+                        steps=HW, tie_seed=tie_seed)
+        assert r.params["tie_seed"] == tie_seed
+        order = removal_order(values, r.params["reduction"], r.params["tie_seed"])[0]
+        moved = torch.zeros(HW, dtype=torch.bool)
+        expected = []
+        for k in range(HW + 1):
+            keep = ~moved if metric == "deletion" else moved
+            xk = X_ADD * keep.view(1, 1, H_ADD, W_ADD)
+            expected.append(float(objective(ADDITIVE, xk, [0])[0]))
+            if k < HW:
+                moved[order[k]] = True
+        assert max_err(r.curve[0], torch.tensor(expected, dtype=F64)) <= 1e-12, \
+            f"{metric}: the curve does not follow removal_order (tie_seed {tie_seed})"
+    with pytest.raises(SaliencyError, match="tie_seed"):
+        sw.evaluate(ADDITIVE, X_ADD, values, target=0, metric=metric, tie_seed=-1)
+
+
 # ============================================================================================
 # pointing game, relevance mass, relevance rank
 # ============================================================================================
@@ -546,16 +667,69 @@ def test_relevance_rank():
     m2[torch.argsort(flat)[0]] = True  # swap the best pixel for the worst: 6/7
     r = sw.evaluate(model, x, v, target=0, metric="relevance_rank", masks=m2.view(1, SIDE, SIDE))
     assert abs(float(r.scores[0]) - 6 / 7) <= 1e-15
-    # ties: broken by position (row-major), deterministically
+    # ties: fractional credit, whatever the tied pixels' positions. K = 2: (0, 0) is above
+    # the 2nd largest value (1.0); one place is left for the 11 pixels tied at 1.0, one of
+    # which is inside: (1 + 1/11) / 2 = 6/11 for both masks (by position: 1 and 0.5)
     tied = torch.zeros(1, 1, SIDE, SIDE, dtype=F64)
     tied[0, 0, 0, 0] = 2.0
     tied[0, 0, 0, 1:] = 1.0  # pixels (0, 1) … (0, 11) tie
     first = mask_at((0, 0), (0, 1))
     later = mask_at((0, 0), (0, 5))
-    for _ in range(2):
-        a = sw.evaluate(model, x, tied, target=0, metric="relevance_rank", masks=first)
-        b = sw.evaluate(model, x, tied, target=0, metric="relevance_rank", masks=later)
-        assert a.scores.tolist() == [1.0] and b.scores.tolist() == [0.5]
+    a = sw.evaluate(model, x, tied, target=0, metric="relevance_rank", masks=first)
+    b = sw.evaluate(model, x, tied, target=0, metric="relevance_rank", masks=later)
+    assert abs(float(a.scores[0]) - 6 / 11) <= 1e-15 and a.scores.tolist() == b.scores.tolist()
+
+
+def _rank_by_order(m: torch.Tensor, inside: torch.Tensor, order: list[int]) -> float:
+    """Relevance rank with ties broken by ``order`` (earlier in ``order`` ranks first)."""
+    pos = {p: i for i, p in enumerate(order)}
+    ranked = sorted(range(m.numel()), key=lambda p: (-float(m[p]), pos[p]))
+    k = int(inside.sum())
+    return sum(bool(inside[p]) for p in ranked[:k]) / k
+
+
+def test_relevance_rank_ties_score_the_expectation_over_random_tie_orders():
+    # 6 pixels, 3 of them tied: the mean over all 6! tie-breaking orders
+    m = torch.tensor([3.0, 1.0, 0.0, 1.0, 2.0, 1.0], dtype=F64)
+    model = Lambda(lambda x: x.flatten(1)[:, :2])
+    x = torch.zeros(1, 1, 1, 6, dtype=F64)
+    orders = list(itertools.permutations(range(6)))
+    for bits in (0b101100, 0b010010, 0b111000, 0b000111, 0b110101):
+        inside = torch.tensor([bool(bits >> (5 - i) & 1) for i in range(6)])
+        brute = sum(_rank_by_order(m, inside, list(o)) for o in orders) / len(orders)
+        r = sw.evaluate(model, x, m.view(1, 1, 1, 6), target=0, metric="relevance_rank",
+                        masks=inside.view(1, 1, 6))
+        assert abs(float(r.scores[0]) - brute) <= 1e-12, f"{float(r.scores[0])} vs {brute}"
+
+
+def test_relevance_rank_is_invariant_to_permuting_pixels():
+    # ReLU'd, coarsely quantised maps (many tied zeros and ties above them) with masks larger
+    # than the positive area, as a CAM map gives; flips and random pixel permutations applied
+    # to map and mask together change nothing (tie-breaking by position moved these scores)
+    B, H, W = 4, 12, 10
+    g = torch.Generator().manual_seed(5)
+    maps = (torch.randn(B, 1, H, W, generator=g, dtype=F64) * 2).round().clamp(min=0)
+    masks = torch.rand(B, H, W, generator=g) < 0.6
+    model = Lambda(lambda x: x.flatten(1)[:, :2])
+    x = torch.zeros(B, 1, H, W, dtype=F64)
+
+    def score(mp, mk):
+        return sw.evaluate(model, x, mp, target=0, metric="relevance_rank", masks=mk).scores
+
+    ref = score(maps, masks)
+    assert bool(((masks.flatten(1).sum(1) > (maps.flatten(1) > 0).sum(1))).all())
+    assert max_err(score(maps.flip(2), masks.flip(1)), ref) <= 1e-15
+    assert max_err(score(maps.flip(3), masks.flip(2)), ref) <= 1e-15
+    moved = 0.0
+    for seed in range(5):
+        perm = torch.randperm(H * W, generator=torch.Generator().manual_seed(seed))
+        pm = maps.flatten(2)[:, :, perm].view(B, 1, H, W)
+        pk = masks.flatten(1)[:, perm].view(B, H, W)
+        assert max_err(score(pm, pk), ref) <= 1e-15, f"permutation {seed} changed the score"
+        by_position = [_rank_by_order(pm[b].flatten(), pk[b].flatten(), list(range(H * W)))
+                       for b in range(B)]
+        moved = max(moved, max_err(torch.tensor(by_position, dtype=F64), ref))
+    assert moved > 0.01, "the maps must be ones where tie-breaking by position matters"
 
 
 # ============================================================================================
@@ -588,6 +762,20 @@ def test_sparseness_and_complexity_closed_forms():
         assert math.isnan(float(r.scores[0]))
 
 
+def test_channel_reduction_runs_in_float64():
+    # channels (1e8, v, −1e8) in float32: a float32 sum over channels gives 0 or 8 (the ulp at
+    # 1e8), a float64 sum gives v exactly
+    model = linear_model(3, 4, 5, 2).float()
+    x = torch.rand(1, 3, 4, 5)
+    v = torch.rand(1, 4, 5, generator=torch.Generator().manual_seed(3)) + 0.5
+    big = torch.stack([torch.full_like(v, 1e8), v, torch.full_like(v, -1e8)], 1)
+    for metric in ("sparseness", "complexity"):
+        ours = sw.evaluate(model, x, big, target=0, metric=metric).scores
+        ref = sw.evaluate(model, x, v[:, None].double(), target=0, metric=metric).scores
+        err = max_err(ours, ref)
+        assert err <= 1e-12, f"{metric}: {ours.tolist()} vs {ref.tolist()} (tol 1e-12)"
+
+
 # ============================================================================================
 # validate
 # ============================================================================================
@@ -613,7 +801,9 @@ def test_validate_table_ranks_and_records():
     assert table.ranks("complexity") == {"gradient": 1.0, "occlusion": 2.0}
     assert table.ranks("sparseness") == {"gradient": 1.0, "occlusion": 2.0}
     assert table.ranks("pointing_game") == {"gradient": 1.5, "occlusion": 1.5}  # both hit: tie
+    assert table.common_metrics == table.metrics
     assert table.ranking() == [("gradient", (1 + 1 + 1.5) / 3), ("occlusion", (2 + 2 + 1.5) / 3)]
+    assert table.ranking("defined") == table.ranking()
     rows = table.records()
     assert len(rows) == 6
     assert {(r["method"], r["metric"]) for r in rows} == set(table.results)
@@ -622,9 +812,16 @@ def test_validate_table_ranks_and_records():
         assert r["mean"] == res.mean and r["scores"] == res.scores.tolist()
         assert r["higher_is_better"] == METRICS[r["metric"]]["higher_is_better"]
         assert r["method_seconds"] >= 0 and r["metric_seconds"] >= 0
+        assert r["ci_low"] <= r["mean"] <= r["ci_high"] and r["in_mean_rank"]
+    hits = [r for r in rows if r["metric"] == "pointing_game"]
+    assert all(r["same_as"] == [o for o in table.methods if o != r["method"]] for r in hits), \
+        "two methods that both always hit cannot differ significantly"
+    summary = table.summary()
+    assert [r["method"] for r in summary] == ["gradient", "occlusion"]
+    assert summary[0]["metrics"] == list(table.metrics)
     text = str(table)
     assert "gradient" in text and "occlusion" in text and "complexity ↓" in text \
-        and "sparseness ↑" in text
+        and "sparseness ↑" in text and "bootstrap" in text
     lines = text.splitlines()
     assert lines[2].startswith("gradient") and lines[3].startswith("occlusion"), text
     assert "<pre>" in table._repr_html_()
@@ -635,25 +832,169 @@ def test_validate_table_ranks_and_records():
             table.to_pandas()
     else:
         df = table.to_pandas()
-        assert len(df) == 6 and {"method", "metric", "mean", "rank"} <= set(df.columns)
+        assert len(df) == 6 and {"method", "metric", "mean", "rank", "ci_low", "ci_high",
+                                 "same_as", "in_mean_rank"} <= set(df.columns)
+        assert list(table.to_pandas(summary=True)["method"]) == ["gradient", "occlusion"]
+    with pytest.raises(SaliencyError, match="bootstrap"):
+        sw.validate(model, x, target=0, methods=["gradient"], metrics=["sparseness"],
+                    bootstrap=-1)
+    with pytest.raises(SaliencyError, match="confidence"):
+        sw.validate(model, x, target=0, methods=["gradient"], metrics=["sparseness"],
+                    confidence=95)
 
 
-def test_validate_nan_ranks_last_and_errors():
+def test_validate_nan_is_unranked_and_errors():
     model = smooth_cnn(c=1, k=2)
     x = rand(1, 1, 6, 6)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", sw.SaliencyWarning)
         table = sw.validate(model, x, methods={"integrated_gradients": {"steps": 8},
-                                               "gradient": {}}, metrics=["completeness"])
+                                               "gradient": {}},
+                            metrics=["completeness", "sparseness"])
     assert math.isnan(table.score("gradient", "completeness"))
     ranks = table.ranks("completeness")
     assert ranks["integrated_gradients"] == 1.0 and math.isnan(ranks["gradient"])
-    assert [m for m, _ in table.ranking()] == ["integrated_gradients", "gradient"]
-    assert "nan" in str(table)
+    assert table.common_metrics == ("sparseness",)
+    assert [m for m, _ in table.ranking()] == [m for m, _ in table.ranking("defined")]
+    text = str(table)
+    assert "nan" in text and "no intervals: 1 example" in text
     with pytest.raises(SaliencyError, match="list"):
         sw.validate(model, x, methods="gradient", metrics=["sparseness"])
     with pytest.raises(SaliencyError, match="at least one"):
         sw.validate(model, x, methods=[], metrics=["sparseness"])
+
+
+def _table(scores: dict[tuple[str, str], list[float]], higher: dict[str, bool],
+           **kw) -> sw.ValidationTable:
+    """A table from given per-example scores (no model needed)."""
+    methods = tuple(dict.fromkeys(m for m, _ in scores))
+    metrics = tuple(dict.fromkeys(k for _, k in scores))
+    results = {key: sw.MetricResult(metric=key[1], scores=torch.tensor(v, dtype=F64),
+                                    higher_is_better=higher[key[1]])
+               for key, v in scores.items()}
+    attrs = {m: sw.Attribution(values=torch.zeros(1), method=m, target=(0,), contrast=None)
+             for m in methods}
+    return sw.ValidationTable(methods=methods, metrics=metrics, results=results,
+                              attributions=attrs, higher_is_better=higher, **kw)
+
+
+def test_mean_rank_is_over_the_common_metrics_and_leaves_completeness_out():
+    nan = float("nan")
+    higher = {"sparseness": True, "relevance_mass": True, "completeness": False}
+    t = _table({("a", "sparseness"): [0.9, 0.8], ("a", "relevance_mass"): [nan, nan],
+                ("a", "completeness"): [0.5, 0.5],
+                ("b", "sparseness"): [0.5, 0.4], ("b", "relevance_mass"): [0.1, 0.2],
+                ("b", "completeness"): [0.0, 0.0],
+                ("c", "sparseness"): [0.1, 0.2], ("c", "relevance_mass"): [0.9, 0.9],
+                ("c", "completeness"): [0.1, 0.1]}, higher)
+    # completeness would put b first; relevance_mass is undefined for a (a ranked on fewer
+    # metrics than the others if it counted): only sparseness is common
+    assert t.ranked_metrics == ("sparseness", "relevance_mass")
+    assert t.common_metrics == ("sparseness",)
+    assert t.ranking() == [("a", 1.0), ("b", 2.0), ("c", 3.0)]
+    assert t.ranking("defined") == [("a", 1.0), ("b", 2.0), ("c", 2.0)]  # c: (3 + 1) / 2
+    assert t.ranks("completeness") == {"b": 1.0, "c": 2.0, "a": 3.0}  # shown, not averaged
+    text = str(t)
+    assert "left out: completeness (it measures the map's scale); relevance_mass (undefined " \
+           "for a)" in text and "mean rank (defined)" in text
+    assert [r["in_mean_rank"] for r in t.records() if r["method"] == "a"] == [True, False, False]
+    with pytest.raises(SaliencyError, match="over"):
+        t.ranking("all")
+
+
+def test_bootstrap_intervals_and_significance():
+    g = torch.Generator().manual_seed(0)
+    n = 400
+    noise = torch.randn(n, generator=g, dtype=F64)
+    higher = {"sparseness": True}
+    t = _table({("good", "sparseness"): (noise + 1.0).tolist(),
+                ("same", "sparseness"): (noise + 1.0 + 1e-3).tolist(),
+                ("bad", "sparseness"): (noise * 0.5).tolist()}, higher, seed=3)
+    # the percentile interval of a mean of n N(0, 1) scores: mean ± 1.96/√n (± MC error)
+    lo, hi = t.interval("good", "sparseness")
+    m = float(noise.mean()) + 1.0
+    assert abs((hi - lo) / 2 - 1.96 / math.sqrt(n)) <= 0.015, (lo, hi)
+    assert lo < m < hi and abs((lo + hi) / 2 - m) <= 0.01
+    # a paired bootstrap: a constant shift of 1e-3 on the same examples is significant, the
+    # other differences too; the mean ranks follow
+    assert t.significant("same", "good", "sparseness") is True
+    assert t.significant("good", "bad", "sparseness") is True
+    assert t.significant("good", "good", "sparseness") is False
+    assert t.ranking()[0][0] == "same"
+    # seeded: the same seed gives the same intervals, another seed others
+    again = _table({k: r.scores.tolist() for k, r in t.results.items()}, higher, seed=3)
+    other = _table({k: r.scores.tolist() for k, r in t.results.items()}, higher, seed=4)
+    assert again.interval("good", "sparseness") == (lo, hi)
+    assert other.interval("good", "sparseness") != (lo, hi)
+    # equal scores on every example: never significant, zero-width interval
+    tie = _table({("a", "sparseness"): [0.5, 0.7, 0.9], ("b", "sparseness"): [0.5, 0.7, 0.9]},
+                 higher)
+    assert tie.significant("a", "b", "sparseness") is False and tie.significant("a", "b") is False
+    assert "(1.5≈)" in str(tie)
+    # one example (or bootstrap=0): no intervals, nothing tested, and the table says so
+    for one in (_table({("a", "sparseness"): [0.5], ("b", "sparseness"): [0.7]}, higher),
+                _table({("a", "sparseness"): [0.5, 0.6], ("b", "sparseness"): [0.7, 0.8]},
+                       higher, bootstrap=0)):
+        assert all(math.isnan(v) for v in one.interval("a", "sparseness"))
+        assert one.significant("a", "b", "sparseness") is None
+        assert one.records()[0]["same_as"] == [] and "no intervals" in str(one)
+
+
+@contextlib.contextmanager
+def scaled_method(name: str, base: str, c: float):
+    """Register ``name``: method ``base`` × ``c`` (re-explanations included), for one test."""
+    from saliency_widgets.registry import METHODS
+    spec = METHODS.get(base)
+
+    @functools.wraps(spec.fn)  # keeps the base's signature, hence its parameters
+    def fn(ctx, x, **params):
+        return spec.fn(ctx, x, **params) * c
+
+    METHODS.add(dataclasses.replace(spec, name=name, fn=fn))
+    try:
+        yield name
+    finally:
+        METHODS._specs.pop(name)  # no public unregister: tests only
+
+
+def test_validate_ranks_do_not_depend_on_a_maps_scale():
+    # multiplying one method's map and its re-explanations by c ∈ {1e-3, 1e3} changes no rank:
+    # infidelity is normalized by default and completeness (the scale itself) is not ranked
+    model = smooth_cnn(c=3, k=3, width=6, act="softplus", seed=2)
+    x = rand(4, 3, 8, 8, seed=3).abs().clamp(max=1)
+    norm = ((0.5,) * 3, (0.25,) * 3)
+    masks = torch.zeros(4, 8, 8, dtype=torch.bool)
+    masks[:, 2:6, 1:5] = True
+    metrics = {"infidelity": {"samples": 8}, "max_sensitivity": {"samples": 2},
+               "deletion": {"steps": 8}, "insertion": {"steps": 8}, "sparseness": {},
+               "complexity": {}, "pointing_game": {}, "relevance_mass": {},
+               "relevance_rank": {}, "completeness": {}}
+    tables = {}
+    for c in (1.0, 1e-3, 1e3):
+        with scaled_method("scaled_ig", "integrated_gradients", c):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", sw.SaliencyWarning)
+                tables[c] = sw.validate(model, x, target=[0, 1, 2, 0], masks=masks,
+                                        normalization=norm, metrics=metrics,
+                                        methods={"gradient": {}, "grad_cam": {},
+                                                 "kernel_shap": {"grid": 2, "samples": 16},
+                                                 "scaled_ig": {"steps": 8}})
+    ref = tables[1.0]
+    assert ref.common_metrics == tuple(k for k in metrics if k != "completeness"), \
+        "every metric but completeness must be defined for every method here"
+    for c in (1e-3, 1e3):
+        t = tables[c]
+        for metric in ref.ranked_metrics:
+            assert t.ranks(metric) == ref.ranks(metric), f"×{c}: {metric} ranks changed"
+        same = [(r["metric"], r["same_as"]) for r in t.records() if r["in_mean_rank"]]
+        assert same == [(r["metric"], r["same_as"]) for r in ref.records() if r["in_mean_rank"]]
+        assert [m for m, _ in t.ranking()] == [m for m, _ in ref.ranking()], f"×{c}"
+        assert t.ranks("completeness") != ref.ranks("completeness"), \
+            "completeness must see the scale (that is why it is not ranked)"
+    # …while infidelity without normalize is ranked by the scale
+    raw = {c: sw.evaluate(model, x, tables[c].attributions["scaled_ig"], metric="infidelity",
+                          samples=8, normalize=False).mean for c in (1e-3, 1e3)}
+    assert raw[1e3] > 1e3 * raw[1e-3]
 
 
 # ============================================================================================

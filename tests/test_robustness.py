@@ -19,7 +19,8 @@ CAM_METHODS = [m["name"] for m in sw.list_methods() if m["uses_layer"]]
 NON_LAYER_METHODS = [m["name"] for m in sw.list_methods() if not m["uses_layer"]]
 CHEAP = {"integrated_gradients": {"steps": 4}, "smoothgrad": {"samples": 3},
          "occlusion": {"window": 4}, "lime": {"grid": 2, "samples": 16},
-         "kernel_shap": {"grid": 2, "samples": 16}}
+         "kernel_shap": {"grid": 2, "samples": 16}, "blur_ig": {"steps": 4},
+         "guided_ig": {"steps": 4}, "rise": {"samples": 24, "grid": 2}, "xrai": {"steps": 2}}
 CLASSES = 5
 
 

@@ -17,9 +17,9 @@ from torch import nn
 
 import saliency_widgets as sw
 from saliency_widgets.render.heatmap import display_map
-from saliency_widgets.widget import widget as widget_module
+from saliency_widgets.widget import compute as compute_module
 from saliency_widgets.widget.cache import ByteLRU
-from saliency_widgets.widget.export import threshold_mask
+from saliency_widgets.render import threshold_mask
 from saliency_widgets.widget.image import find_normalization, prepare
 from saliency_widgets.widget.jobs import Job, Worker
 from saliency_widgets.widget.labels import resolve_labels
@@ -98,9 +98,13 @@ def test_state_sends_arrays_as_buffers_not_json_numbers(opened):
     clean, paths, buffers = _remove_buffers(state)
     buffer_paths = {tuple(p) for p in paths}
     assert ("image", "view") in buffer_paths and ("colormaps", "lut", "view") in buffer_paths
-    assert ("panels", 0, "signed", "view") in buffer_paths
-    assert sum(b.nbytes for b in buffers) >= 32 * 32 * 3 + 2 * 32 * 32 * 4
+    assert sum(b.nbytes for b in buffers) >= 32 * 32 * 3
     assert len(json.dumps(clean)) < 60_000  # labels, registry, titles: no arrays in JSON
+    assert all(ref.startswith("IPY_MODEL_") for ref in clean["panels"])  # child models
+    for panel in w.panels:  # each panel's maps travel as its own binary buffers
+        clean, paths, buffers = _remove_buffers(panel.get_state())
+        assert ["signed", "view"] in paths and len(json.dumps(clean)) < 2_000
+        assert sum(b.nbytes for b in buffers) >= 32 * 32 * 4
 
 
 def test_image_and_panel_payload_shapes_and_dtypes(opened):
@@ -109,13 +113,13 @@ def test_image_and_panel_payload_shapes_and_dtypes(opened):
     img = from_payload(w.image)
     assert img.dtype == np.uint8 and img.shape == (32, 32, 3)
     grad, cam = w.panels
-    assert (grad["method"], cam["method"]) == ("gradient", "grad_cam")
+    assert (grad.method, cam.method) == ("gradient", "grad_cam")
     for p in (grad, cam):
-        assert p["state"] == "ready" and p["seconds"] > 0
-        m = from_payload(p["signed"])
+        assert p.state == "ready" and p.seconds > 0
+        m = from_payload(p.signed)
         assert m.dtype == np.float32 and m.shape == (32, 32)
-    assert from_payload(grad["absolute"]).shape == (32, 32)  # input-space: Σ_c |·| sent too
-    assert cam["absolute"] is None  # one channel: JS takes |signed|
+    assert from_payload(grad.absolute).shape == (32, 32)  # input-space: Σ_c |·| sent too
+    assert cam.absolute is None  # one channel: JS takes |signed|
     luts = from_payload(w.colormaps["lut"])
     assert luts.dtype == np.uint8 and luts.shape == (len(w.colormaps["names"]), 256, 4)
 
@@ -126,8 +130,8 @@ def test_js_sign_modes_rebuild_the_engines_channel_reduction(opened):
     w = opened(methods=("gradient", "grad_cam"))
     assert w.wait(30)
     for attr, panel in zip(w.attributions, w.panels):
-        signed = from_payload(panel["signed"])
-        absolute = from_payload(panel["absolute"]) if panel["absolute"] else np.abs(signed)
+        signed = from_payload(panel.signed)
+        absolute = from_payload(panel.absolute) if panel.absolute else np.abs(signed)
         np.testing.assert_array_equal(signed, display_map(attr.values, "signed")[0])
         np.testing.assert_array_equal(absolute, display_map(attr.values, "absolute")[0])
         np.testing.assert_array_equal(np.clip(signed, 0, None),
@@ -204,7 +208,7 @@ def test_map_is_aligned_with_the_displayed_picture(opened):
     pre = T.Compose([T.CenterCrop(16), T.ToTensor(), T.Normalize(*IMAGENET)])
     w = opened(model, big, preprocess=pre, methods=("gradient",), target=0)
     assert w.wait(30)
-    m = from_payload(w.panels[0]["signed"])
+    m = from_payload(w.panels[0].signed)
     picture = from_payload(w.image)
     assert m.shape == picture.shape[:2] == (16, 16)
     rows, cols = np.nonzero(m)
@@ -234,22 +238,22 @@ def test_labels_from_list_enum_dict_or_indices():
 def test_widget_labels_titles_and_predictions(opened):
     names = [f"class <b>{i}</b>" for i in range(10)]
     w = opened(labels=names, methods=("gradient",))
-    probs = torch.softmax(w._logits, 0)
+    probs = torch.softmax(w._prediction.logits[0], 0)
     assert w.labels == names
     assert [p["index"] for p in w.predictions] == torch.topk(probs, 5).indices.tolist()
     assert w.predictions[0]["label"] == names[w.target]
     assert abs(sum(p["prob"] for p in w.predictions) - float(torch.topk(probs, 5).values.sum())) < 1e-9
-    assert w.panels[0]["title"] == f"Gradient · {names[w.target]}"
-    assert w.panels[0]["objective"] == names[w.target]
+    assert w.panels[0].title == f"Gradient · {names[w.target]}"
+    assert w.panels[0].objective == names[w.target]
     w.contrast = (w.target + 1) % 10
-    assert w.panels[0]["objective"] == f"{names[w.target]} rather than {names[w.contrast]}"
+    assert w.panels[0].objective == f"{names[w.target]} rather than {names[w.contrast]}"
 
 
 # -- traits: selection, contrast -------------------------------------------------------------------
 def test_default_traits_and_methods_registry(opened):
     w = opened()
     assert w.methods_selected == ["gradient", "grad_cam"]
-    assert w.target == int(w._logits.argmax())
+    assert w.target == int(w._prediction.logits[0].argmax())
     assert (w.contrast, w.contrast_mode, w.colormap, w.opacity) == (None, "none", "RdBu_r", 0.6)
     assert w.status in ("idle", "computing") and w.error == ""
     names = [m["name"] for m in w.methods]
@@ -262,30 +266,30 @@ def test_default_traits_and_methods_registry(opened):
 
 def test_contrast_modes_runner_up_follows_the_target(opened):
     w = opened(methods=("gradient",))
-    order = torch.argsort(w._logits, descending=True).tolist()
+    order = torch.argsort(w._prediction.logits[0], descending=True).tolist()
     w.contrast_mode = "runner_up"
     assert w.contrast == order[1]
     w.target = order[1]  # the runner-up is re-resolved: the best class other than the target
     assert w.contrast == order[0]
     assert w.wait(30)
-    assert "rather than" in w.panels[0]["title"]
+    assert "rather than" in w.panels[0].title
     assert w.attributions[0].contrast == (order[0],)
     w.contrast = 3  # choosing a class switches the mode
     assert w.contrast_mode == "class"
     w.contrast_mode = "none"
     assert w.contrast is None
     assert w.wait(30)
-    assert w.attributions[0].contrast is None and "rather than" not in w.panels[0]["title"]
+    assert w.attributions[0].contrast is None and "rather than" not in w.panels[0].title
 
 
 def test_contrastive_map_differs_and_matches_the_engine(opened):
     model = tiny_cnn()
     w = opened(model, methods=("gradient",))
     assert w.wait(30)
-    plain = from_payload(w.panels[0]["signed"]).copy()
+    plain = from_payload(w.panels[0].signed).copy()
     w.contrast = (w.target + 1) % 10
     assert w.wait(30)
-    contrastive = from_payload(w.panels[0]["signed"])
+    contrastive = from_payload(w.panels[0].signed)
     assert not np.allclose(plain, contrastive)
     ref = sw.attribute(model, w.model_input, w.target, method="gradient", contrast=w.contrast)
     np.testing.assert_allclose(contrastive, display_map(ref.values, "signed")[0], rtol=1e-5,
@@ -321,8 +325,8 @@ def test_colormap_from_python_adds_its_lookup_table(opened):
 # -- caching ---------------------------------------------------------------------------------------
 def test_toggling_back_is_served_from_the_cache(opened, monkeypatch):
     calls = []
-    real = widget_module.attribute
-    monkeypatch.setattr(widget_module, "attribute",
+    real = compute_module.attribute
+    monkeypatch.setattr(compute_module, "attribute",
                         lambda *a, **k: calls.append(k["method"]) or real(*a, **k))
     w = opened(methods=("gradient",))
     assert w.wait(30) and calls == ["gradient"]
@@ -330,9 +334,9 @@ def test_toggling_back_is_served_from_the_cache(opened, monkeypatch):
     assert w.wait(30) and calls == ["gradient", "grad_cam"]
     w.methods_selected = ["gradient"]
     w.methods_selected = ["gradient", "grad_cam"]  # back: ready at once, no computation
-    assert [p["state"] for p in w.panels] == ["ready", "ready"] and w.status == "idle"
+    assert [p.state for p in w.panels] == ["ready", "ready"] and w.status == "idle"
     w.params = {"grad_cam": {"relu": True}}  # the default, spelled out: same cache key
-    assert w.panels[1]["state"] == "ready"
+    assert w.panels[1].state == "ready"
     w.params = {"grad_cam": {"relu": False}}
     assert w.wait(30) and calls == ["gradient", "grad_cam", "grad_cam"]
 
@@ -344,12 +348,12 @@ def test_cache_memory_is_bounded_over_100_selections(opened):
     for target in range(100):
         w.target = target
         assert w.wait(30)
-        assert w.panels[0]["state"] == "ready" and w.panels[0]["target"] == target
-        assert w._cache.nbytes <= bound
-    assert len(w._cache) == 10
+        assert w.panels[0].state == "ready" and w.panels[0].target == target
+        assert w._board.cache.nbytes <= bound
+    assert len(w._board.cache) == 10
     w.target = 0  # evicted long ago: computed again, not served stale
-    assert w.panels[0]["state"] == "computing"
-    assert w.wait(30) and w.panels[0]["target"] == 0
+    assert w.panels[0].state == "computing"
+    assert w.wait(30) and w.panels[0].target == 0
 
 
 def test_byte_lru_evicts_least_recently_used():
@@ -368,7 +372,7 @@ def test_show_returns_at_once_and_computes_in_the_background(opened):
     t0 = time.perf_counter()
     w = opened(slow, methods=("occlusion",), target=0)
     opened_in = time.perf_counter() - t0
-    assert w.status == "computing" and w.panels[0]["state"] == "computing"
+    assert w.status == "computing" and w.panels[0].state == "computing"
     assert opened_in < 1.0  # one prediction pass, not the occlusion sweep
     assert w._worker.running_key is not None or w._worker.busy
     w.cancel()
@@ -382,11 +386,11 @@ def test_cancel_stops_the_engine_and_says_so(opened):
     w.cancel()
     assert w.wait(10)
     calls = slow.calls
-    assert w.panels[0]["state"] == "cancelled" and w.status == "idle"
+    assert w.panels[0].state == "cancelled" and w.status == "idle"
     time.sleep(0.2)
     assert slow.calls == calls  # stopped, not running on in the background
     w.retry()
-    assert w.panels[0]["state"] == "computing"
+    assert w.panels[0].state == "computing"
     w.cancel()
 
 
@@ -397,9 +401,9 @@ def test_a_new_selection_cancels_the_stale_job(opened):
     wait_for(lambda: w.progress > 0)
     w.methods_selected = ["gradient"]  # occlusion is no longer wanted
     assert w.wait(10)
-    assert [p["state"] for p in w.panels] == ["ready"]
+    assert [p.state for p in w.panels] == ["ready"]
     w.methods_selected = ["occlusion"]  # asked for again: computed, not "cancelled"
-    assert w.panels[0]["state"] == "computing"
+    assert w.panels[0].state == "computing"
     w.cancel()
 
 
@@ -427,18 +431,18 @@ def test_worker_keeps_a_job_that_is_still_wanted():
 
 
 # -- errors ----------------------------------------------------------------------------------------
-def test_errors_appear_in_the_panel_in_words_and_in_the_log(opened, caplog):
+def test_errors_appear_in_the_panel_in_words_and_as_a_warning(opened):
     mlp = nn.Sequential(nn.Flatten(), nn.Linear(3 * 32 * 32, 10)).eval()
-    with caplog.at_level(logging.ERROR, logger="saliency_widgets.widget.widget"):
+    with pytest.warns(sw.SaliencyWarning, match="Grad-CAM failed: could not choose a layer"):
         w = opened(mlp, methods=("gradient", "grad_cam"))
         assert w.wait(30)
     grad, cam = w.panels
-    assert grad["state"] == "ready" and cam["state"] == "error"
-    assert "SaliencyError" in cam["error"] and w.status == "error"
-    assert w.error.startswith("Grad-CAM: ") and "grad_cam" in caplog.text
+    assert grad.state == "ready" and cam.state == "error"
+    assert "pass layer= a module or its name" in cam.error and w.status == "error"
+    assert w.error.startswith("Grad-CAM: could not choose a layer")
     w.params = {"integrated_gradients": {"steps": "many"}}
     w.methods_selected = ["integrated_gradients"]
-    assert w.panels[0]["state"] == "error" and "steps='many' is not a valid int" in w.error
+    assert w.panels[0].state == "error" and "steps='many' is not a valid int" in w.error
     w.params = {"integrated_gradients": {"steps": 4}}
     assert w.wait(30) and w.status == "idle" and w.error == ""
 
@@ -468,8 +472,8 @@ def test_threshold_mask_keeps_the_top_percent():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_a_cuda_model_is_explained_on_the_gpu(opened, monkeypatch):
     devices = []
-    real = widget_module.attribute
-    monkeypatch.setattr(widget_module, "attribute",
+    real = compute_module.attribute
+    monkeypatch.setattr(compute_module, "attribute",
                         lambda m, x, **k: devices.append(x.device.type) or real(m, x, **k))
     model = tiny_cnn().cuda()
     w = opened(model, rgb(), methods=("gradient", "grad_cam"))
@@ -478,6 +482,6 @@ def test_a_cuda_model_is_explained_on_the_gpu(opened, monkeypatch):
     assert devices == ["cuda", "cuda"]
     assert all(a.values.device.type == "cpu" for a in w.attributions)  # cached off the GPU
     ref = sw.attribute(tiny_cnn(), w.model_input.cpu(), w.target, method="gradient")
-    np.testing.assert_allclose(from_payload(w.panels[0]["signed"]),
+    np.testing.assert_allclose(from_payload(w.panels[0].signed),
                                display_map(ref.values, "signed")[0], rtol=1e-3, atol=1e-6)
     assert next(model.parameters()).device.type == "cuda" and not model.training

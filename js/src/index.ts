@@ -17,7 +17,7 @@ import { thresholdControl } from "./controls/threshold";
 import { zoomButtons } from "./controls/zoom";
 import { h } from "./dom";
 import { listen, type Model, type WidgetModel } from "./model";
-import { PanelView, syncPanels, viewSize, type Display, type Hover, type Scene } from "./panels";
+import { PanelSync, PanelView, viewSize, type Display, type Hover, type Scene } from "./panels";
 import { createStore, frameScheduler } from "./store";
 import { resetView, type ViewState } from "./viewport";
 import "./widget.css";
@@ -72,10 +72,9 @@ function render({ model, el }: RenderProps<Model>): () => void {
     frame.request();
   };
   const onRetry = () => model.send({ type: "retry" });
-  const panels = () => {
-    syncPanels(model, grid, views, (method) => new PanelView(method, scene, view, hover, onRetry));
-    frame.request();
-  };
+  const make = (method: string) => new PanelView(method, scene, view, hover, onRetry);
+  const sync = new PanelSync(model, grid, views, make, () => frame.request());
+  const panels = () => void sync.sync();
   panels();
 
   const cleanups = [
@@ -91,7 +90,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
     thresholdControl(model, bar3),
     zoomButtons(bar3, view, scene.view, scene.size),
     statusBar(model, status),
-    downloadButton(status, grid),
+    downloadButton(status, views),
     listen(model, ["panels"], panels),
     listen(model, ["colormaps", "colormap", "opacity", "sign", "clip_percentile", "threshold"], restyle),
     view.subscribe(() => frame.request()),
@@ -99,6 +98,7 @@ function render({ model, el }: RenderProps<Model>): () => void {
   ];
   return () => {
     frame.cancel();
+    sync.destroy();
     for (const off of cleanups) off();
     for (const pv of views.values()) pv.destroy();
     views.clear();

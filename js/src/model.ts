@@ -11,6 +11,7 @@ export interface ArrayPayload {
 export type PanelState = "ready" | "computing" | "error" | "cancelled";
 export type Sign = "signed" | "absolute" | "positive";
 
+/** One panel's state: a child model of its own (see saliency_widgets/widget/panel.py). */
 export interface Panel {
   id: string;
   method: string;
@@ -26,6 +27,20 @@ export interface Panel {
   contrast: number | null;
   signed: ArrayPayload | null;
   absolute: ArrayPayload | null;
+  /** Why the map is blank (all zero or constant), in words; "" otherwise. */
+  note: string;
+}
+
+export const PANEL_KEYS: (keyof Panel)[] = [
+  "id", "method", "label", "objective", "title", "state", "error", "seconds", "target", "contrast",
+  "signed", "absolute", "note",
+];
+
+/** The part of a child model we use (Backbone models in Jupyter, marimo's model in marimo). */
+export interface ChildModel<T> {
+  get<K extends keyof T>(key: K): T[K];
+  on(event: string, callback: () => void): void;
+  off(event: string, callback: () => void): void;
 }
 
 export interface MethodInfo {
@@ -48,7 +63,8 @@ export interface Prediction {
 
 export interface Model {
   image: ArrayPayload;
-  panels: Panel[];
+  /** "IPY_MODEL_<id>" references to the panels' child models, in display order. */
+  panels: string[];
   colormaps: { names: string[]; lut: ArrayPayload };
   methods: MethodInfo[];
   labels: string[];
@@ -65,11 +81,27 @@ export interface Model {
   sign: Sign;
   clip_percentile: number;
   threshold: number;
+  limits: Record<"opacity" | "clip_percentile" | "threshold", [number, number]>;
   status: "idle" | "computing" | "error";
   error: string;
 }
 
 export type WidgetModel = AnyModel<Model>;
+
+/** Resolve "IPY_MODEL_<id>" references to the child models they name. */
+export function childModels<T>(model: WidgetModel, refs: string[]): Promise<ChildModel<T>[]> {
+  const manager = model.widget_manager as unknown as { get_model(id: string): Promise<unknown> };
+  return Promise.all(refs.map((ref) => manager.get_model(ref.replace(/^IPY_MODEL_/, "")))) as Promise<
+    ChildModel<T>[]
+  >;
+}
+
+/** A child model's state as a plain object. */
+export function readPanel(child: ChildModel<Panel>): Panel {
+  const out = {} as Record<string, unknown>;
+  for (const key of PANEL_KEYS) out[key] = child.get(key);
+  return out as unknown as Panel;
+}
 
 /** Call `callback` whenever one of `names` changes; return the cleanup that stops it. */
 export function listen(model: WidgetModel, names: (keyof Model)[], callback: () => void): () => void {

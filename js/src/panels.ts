@@ -2,7 +2,9 @@
 // Panels share one view (zoom/pan) and one hover position: they stay linked.
 import { decode } from "./codecs";
 import { h, on } from "./dom";
-import type { Panel, Sign, WidgetModel } from "./model";
+import {
+  childModels, PANEL_KEYS, readPanel, type ArrayPayload, type ChildModel, type Panel, type Sign, type WidgetModel,
+} from "./model";
 import { drawView, fitBackingStore, imageCanvas, putPixels } from "./render/canvas";
 import { composite, displayValues, robustRange, sortedFinite, thresholdCut } from "./render/colormap";
 import type { Store } from "./store";
@@ -29,6 +31,11 @@ interface Derived {
   signed: Float32Array;
   absolute: Float32Array | null;
   bySign: Map<Sign, { values: Float32Array; sorted: Float32Array }>;
+}
+
+/** A map payload, not null (nor the empty object some front ends keep for a None trait). */
+function isPayload(p: unknown): p is ArrayPayload {
+  return !!p && typeof p === "object" && "dtype" in p && "view" in p;
 }
 
 /** The CSS size of the panels' canvases for an image (all panels share it). */
@@ -63,6 +70,7 @@ export class PanelView {
   private readonly note: HTMLDivElement;
   private readonly readout: HTMLDivElement;
   private readonly colorbar: HTMLDivElement;
+  private readonly colorbarRow: HTMLDivElement;
   private readonly rangeLo: HTMLSpanElement;
   private readonly rangeHi: HTMLSpanElement;
   private readonly source: HTMLCanvasElement;
@@ -88,6 +96,7 @@ export class PanelView {
     this.colorbar = h("div", { class: "sw-colorbar", "data-testid": "colorbar" }); // not a canvas: one canvas per panel
     this.rangeLo = h("span", { class: "sw-range" });
     this.rangeHi = h("span", { class: "sw-range" });
+    this.colorbarRow = h("div", { class: "sw-colorbar-row" }, this.rangeLo, this.colorbar, this.rangeHi);
     const retry = h("button", { class: "sw-button sw-retry", type: "button", "data-testid": "retry", text: "retry" });
     this.note.append(h("span", { class: "sw-note-text" }), retry);
     this.root = h(
@@ -97,7 +106,7 @@ export class PanelView {
       this.objective,
       h("div", { class: "sw-badges", "data-testid": "badges" }),
       h("div", { class: "sw-canvas-wrap" }, this.canvas, this.note),
-      h("div", { class: "sw-colorbar-row" }, this.rangeLo, this.colorbar, this.rangeHi),
+      this.colorbarRow,
       this.readout,
     );
     this.source = imageCanvas(scene.size);
@@ -177,18 +186,21 @@ export class PanelView {
     this.root.title = panel.title;
     this.timing.textContent = panel.seconds === null ? "" : `${panel.seconds.toFixed(2)} s`;
     const text = this.note.querySelector(".sw-note-text") as HTMLSpanElement;
-    const words = { ready: "", computing: "computing…", cancelled: "cancelled", error: panel.error };
+    const words = { ready: panel.note, computing: "computing…", cancelled: "cancelled", error: panel.error };
     text.textContent = words[panel.state];
-    this.note.dataset.kind = panel.state;
-    this.note.hidden = panel.state === "ready";
-    const ready = panel.state === "ready" && panel.signed !== null;
+    const blank = panel.state === "ready" && !!panel.note;
+    this.note.dataset.kind = blank ? "blank" : panel.state;
+    this.note.hidden = panel.state === "ready" && !blank;
+    // a blank map gets words, not a made-up colour scale
+    this.colorbarRow.style.visibility = blank ? "hidden" : "";
+    const ready = panel.state === "ready" && isPayload(panel.signed);
     if (!ready) {
       this.derived = null;
     } else if (!this.derived || this.derived.id !== panel.id) {
       this.derived = {
         id: panel.id,
         signed: decode(panel.signed!) as Float32Array,
-        absolute: panel.absolute ? (decode(panel.absolute) as Float32Array) : null,
+        absolute: isPayload(panel.absolute) ? (decode(panel.absolute) as Float32Array) : null,
         bySign: new Map(),
       };
     }
@@ -237,12 +249,8 @@ export class PanelView {
     c.zoom = state.zoom.toFixed(4);
     c.cx = state.cx.toFixed(3);
     c.cy = state.cy.toFixed(3);
-    if (this.derived) {
-      c.drawn = this.derived.id;
-      c.drawnAt = String(performance.now());
-    } else {
-      delete c.drawn;
-    }
+    if (this.derived) c.drawn = this.derived.id;
+    else delete c.drawn;
     if (hover) {
       const where = `x ${hover.x}, y ${hover.y}`;
       const v = this.shown ? this.shown[hover.y * this.scene.size.width + hover.x] : null;
@@ -258,28 +266,79 @@ export class PanelView {
   }
 }
 
-/** Reconcile the panel views with the model's `panels` (kept by method: no flicker). */
-export function syncPanels(
-  model: WidgetModel,
-  container: HTMLElement,
-  views: Map<string, PanelView>,
-  make: (method: string) => PanelView,
-): void {
-  const panels = model.get("panels") ?? [];
-  const wanted = new Set(panels.map((p) => p.method));
-  for (const [method, pv] of views) {
-    if (!wanted.has(method)) {
-      pv.destroy();
-      views.delete(method);
+/** Keep one view per panel child model, in the order of the model's `panels` references.
+ *  A view follows its child model's changes itself: a finished job updates one panel only. */
+export interface PanelLike {
+  readonly root: HTMLElement;
+  setPanel(panel: Panel): void;
+  destroy(): void;
+}
+
+export class PanelSync<V extends PanelLike = PanelView> {
+  private generation = 0;
+  private readonly bindings = new Map<string, { child: ChildModel<Panel>; off: () => void }>();
+
+  constructor(
+    private readonly model: WidgetModel,
+    private readonly container: Pick<HTMLElement, "append">,
+    private readonly views: Map<string, V>,
+    private readonly make: (method: string) => V,
+    private readonly changed: () => void,
+  ) {}
+
+  /** Resolve the current references (asynchronously) and reconcile; stale resolutions lose. */
+  async sync(): Promise<void> {
+    const generation = ++this.generation;
+    const children = await childModels<Panel>(this.model, this.model.get("panels") ?? []);
+    if (generation !== this.generation) return;
+    const byMethod = new Map(children.map((c) => [c.get("method"), c] as const));
+    for (const [method, pv] of this.views) {
+      if (!byMethod.has(method)) {
+        this.unbind(method);
+        pv.destroy();
+        this.views.delete(method);
+      }
     }
+    for (const [method, child] of byMethod) {
+      let pv = this.views.get(method);
+      if (!pv) {
+        pv = this.make(method);
+        this.views.set(method, pv);
+      }
+      if (this.bindings.get(method)?.child !== child) this.bind(method, child, pv);
+      pv.setPanel(readPanel(child));
+      this.container.append(pv.root); // appending an existing child moves it: keeps the order
+    }
+    this.changed();
   }
-  for (const panel of panels) {
-    let pv = views.get(panel.method);
-    if (!pv) {
-      pv = make(panel.method);
-      views.set(panel.method, pv);
-    }
-    pv.setPanel(panel);
-    container.append(pv.root); // appending an existing child moves it: keeps the order
+
+  private bind(method: string, child: ChildModel<Panel>, pv: V): void {
+    this.unbind(method);
+    // One update per message: a front end may fire "change:key" for each key as it applies a
+    // message (marimo does), so read the panel once they are all applied.
+    let queued = false;
+    const update = () => {
+      if (queued) return;
+      queued = true;
+      queueMicrotask(() => {
+        queued = false;
+        if (this.bindings.get(method)?.child !== child) return; // unbound meanwhile
+        pv.setPanel(readPanel(child));
+        this.changed();
+      });
+    };
+    const events = PANEL_KEYS.map((k) => `change:${String(k)}`);
+    for (const e of events) child.on(e, update);
+    this.bindings.set(method, { child, off: () => events.forEach((e) => child.off(e, update)) });
+  }
+
+  private unbind(method: string): void {
+    this.bindings.get(method)?.off();
+    this.bindings.delete(method);
+  }
+
+  destroy(): void {
+    this.generation++;
+    for (const method of [...this.bindings.keys()]) this.unbind(method);
   }
 }

@@ -9,7 +9,8 @@ import torch
 from ..model.explainee import Explainee
 from ._common import over_batch, upsample
 
-WeightFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (A, dA) → (n, K, 1, 1)
+# (A, dA) → channel weights (n, K, 1, 1), or per-position weights (n, K, h, w)
+WeightFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 def weighted_cam(ctx: Explainee, x: torch.Tensor, weights: WeightFn, *, relu: bool,

@@ -60,8 +60,10 @@ def check_reduction(metric: str, reduction: str) -> None:
 
 
 def pixel_map(values: torch.Tensor, reduction: str) -> torch.Tensor:
-    """``(B, H, W)`` float64 map: the shared channel reduction, as the display uses it."""
-    return reduce_channels(values.detach(), reduction).double()
+    """``(B, H, W)`` float64 map: the shared channel reduction, as the display uses it.
+
+    Reduced in float64 (a float32 sum over channels can cancel to nothing)."""
+    return reduce_channels(values.detach().double(), reduction)
 
 
 def on_input(values: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

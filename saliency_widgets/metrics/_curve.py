@@ -1,11 +1,14 @@
 """Deletion and insertion curves (Petsiuk, Das, Saenko 2018, arXiv:1806.07421), batched over steps.
 
-Pixels (all channels at once) are ranked by the reduced map, highest first, ties broken by
-position so the order is deterministic. At step ``k`` of ``steps`` the top ``round(k·HW/steps)``
-pixels are moved: deletion replaces them with the substrate, insertion copies them from the image
-into the substrate. The curve is the explained objective (``logit[t] − logit[c]``, so contrastive
-objectives are honoured) or, with ``score="probability"``, softmax(target) − softmax(contrast).
-The AUC is the trapezoid on [0, 1].
+Pixels (all channels at once) are ranked by the reduced map, highest first. Ties are broken by a
+seeded random permutation of the pixels (``tie_seed``, recorded in ``params``), never by position:
+a ReLU'd CAM map is zero on most pixels, and removing its zeros top-left first would make the
+score depend on where the object lies. :func:`removal_order` returns that exact order (the same
+for every example, device and batch), so a curve can be replayed or scrubbed pixel by pixel. At
+step ``k`` of ``steps`` the top ``round(k·HW/steps)`` pixels are moved: deletion replaces them
+with the substrate, insertion copies them from the image into the substrate. The curve is the
+explained objective (``logit[t] − logit[c]``, so contrastive objectives are honoured) or, with
+``score="probability"``, softmax(target) − softmax(contrast). The AUC is the trapezoid on [0, 1].
 """
 
 from __future__ import annotations
@@ -19,10 +22,39 @@ from ._common import MetricContext, Scored, check_reduction, pixel_map
 SCORES = ("objective", "probability")
 
 
+def check_tie_seed(owner: str, tie_seed: object) -> int:
+    if isinstance(tie_seed, bool) or not isinstance(tie_seed, int) or tie_seed < 0:
+        raise SaliencyError(f"{owner}: tie_seed must be an int ≥ 0 (it seeds the order of tied "
+                            f"pixels), got {tie_seed!r}")
+    return tie_seed
+
+
+def removal_order(values: torch.Tensor, reduction: str = "sum",
+                  tie_seed: int = 0) -> torch.Tensor:
+    """Return ``(B, H·W)`` int64: the row-major pixel indices, most relevant first.
+
+    ``values`` is a ``(B, C, H, W)`` map, reduced over channels as the metrics do (float64).
+    Tied values keep the order of one random permutation of the ``H·W`` pixels, drawn on the
+    CPU from ``tie_seed``: the same order on every device and for every example.
+    """
+    m = pixel_map(values, reduction).flatten(1)
+    n = m.shape[1]
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(tie_seed)).to(m.device)
+    return perm[torch.argsort(-m[:, perm], dim=1, stable=True)]
+
+
+def ranks_of(order: torch.Tensor) -> torch.Tensor:
+    """``(B, N)``: the position of every pixel in ``order`` (0 = first removed)."""
+    rank = torch.empty_like(order)
+    rank.scatter_(1, order, torch.arange(order.shape[1], device=order.device).expand_as(order))
+    return rank
+
+
 def curve(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *, insert: bool, steps: int,
-          baseline: object, reduction: str, score: str, owner: str) -> Scored:
+          baseline: object, reduction: str, score: str, tie_seed: int, owner: str) -> Scored:
     ctx = mc.explainee
     check_reduction(owner, reduction)
+    check_tie_seed(owner, tie_seed)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise SaliencyError(f"{owner}: steps must be an int ≥ 1, got {steps!r}")
     if score not in SCORES:
@@ -32,11 +64,7 @@ def curve(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *, insert: b
     mc.extras["baseline"] = resolved
     base = base.expand_as(x)
     # rank[b, p] = position of pixel p in the removal order (0 = most relevant)
-    m = pixel_map(values, reduction).flatten(1)
-    order = torch.argsort(-m, dim=1, stable=True)
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(H * W, device=order.device).expand(B, -1))
-    rank = rank.to(x.device).view(B, 1, H, W)
+    rank = ranks_of(removal_order(values, reduction, tie_seed)).to(x.device).view(B, 1, H, W)
     counts = torch.round(torch.arange(steps + 1, dtype=torch.float64) * (H * W) / steps).long()
     start, end = (base, x) if insert else (x, base)
     points = steps + 1

@@ -1,8 +1,13 @@
 """Completeness (Sundararajan et al. 2017): ``|Σ attr − (f(x) − f(x′))| / |f(x) − f(x′)|``.
 
 Only defined for methods with a baseline ``x′`` whose attributions should sum to the score
-difference (integrated gradients). For the others the score is NaN with a warning. A relative
-tolerance, never float equality (Quantus compares with ``==``, so it is essentially always False).
+difference: integrated gradients, and KernelSHAP, which enforces it exactly. KernelSHAP paints
+each segment's value on every pixel of the segment, so its sum is that of the segment values
+(``extras["segment_values"]``), not the pixel sum; its ``uniform`` baseline is drawn after the
+coalitions and cannot be replayed, so there ``f(x′)`` is the record's ``extras["base_score"]``.
+For the other methods the score is NaN with a warning. A relative tolerance, never float
+equality (Quantus compares with ``==``, so it is essentially always False). It measures the
+map's scale, which every other metric ignores, so ``validate`` leaves it out of the mean rank.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ from ..errors import SaliencyError
 from ..registry import metric
 from ._common import MetricContext, Scored, record_generator, scores_of, warn_nan
 
-_WITH_BASELINE = ("integrated_gradients",)
+_WITH_BASELINE = ("integrated_gradients", "kernel_shap")
 
 
 @metric(label="Completeness gap", family="axiomatic", higher_is_better=False)
@@ -41,16 +46,26 @@ def completeness(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
                  "a plain tensor has no baseline: pass baseline= the one the map was made with")
         return Scored(nan)
     from_record = record is not None and baseline == record.params.get("baseline")
-    generator = record_generator(mc, x) if from_record else ctx.generator
-    base, resolved = resolve_baseline(baseline, x, ctx.normalization, generator,
-                                      owner="completeness")
-    mc.extras["baseline"] = resolved
-    base = base.expand_as(x)
+    shap = record is not None and record.method == "kernel_shap"
     B = x.shape[0]
-    both = scores_of(ctx, 2 * B, lambda i, j: _pair(x, base, i, j), x[0].numel())
-    f_x, f_b = both[:B], both[B:]
-    delta = (f_x - f_b).double()
-    total = values.detach().double().flatten(1).sum(1)
+    if shap and from_record and baseline == "uniform":
+        mc.extras["baseline"] = baseline
+        f_x = scores_of(ctx, B, lambda i, j: (x[i:j], torch.arange(i, j, device=x.device)),
+                        x[0].numel()).double()
+        f_b = torch.as_tensor(record.extras["base_score"]).to(f_x)
+    else:
+        generator = record_generator(mc, x) if from_record else ctx.generator
+        base, resolved = resolve_baseline(baseline, x, ctx.normalization, generator,
+                                          owner="completeness")
+        mc.extras["baseline"] = resolved
+        base = base.expand_as(x)
+        both = scores_of(ctx, 2 * B, lambda i, j: _pair(x, base, i, j), x[0].numel()).double()
+        f_x, f_b = both[:B], both[B:]
+    delta = f_x - f_b
+    if shap:  # the segment values, not the painted pixels
+        total = torch.as_tensor(record.extras["segment_values"]).double().to(delta.device).sum(1)
+    else:
+        total = values.detach().double().flatten(1).sum(1)
     gap = (total - delta).abs() / (delta.abs() + torch.finfo(torch.float64).eps)
     return Scored(gap)
 

@@ -17,7 +17,7 @@ from ._curve import SCORES, curve
         choices={"score": SCORES})
 def deletion(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *, steps: int = 24,
              baseline: object = None, reduction: str = "sum",
-             score: str = "objective") -> Scored:
+             score: str = "objective", tie_seed: int = 0) -> Scored:
     """Area under the objective as the most relevant pixels are deleted first."""
     return curve(mc, x, values, insert=False, steps=steps, baseline=baseline,
-                 reduction=reduction, score=score, owner="deletion")
+                 reduction=reduction, score=score, tie_seed=tie_seed, owner="deletion")

@@ -16,9 +16,9 @@ from ._curve import SCORES, curve
         choices={"score": SCORES})
 def insertion(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *, steps: int = 24,
               baseline: object = None, reduction: str = "sum",
-              score: str = "objective") -> Scored:
+              score: str = "objective", tie_seed: int = 0) -> Scored:
     """Area under the objective as the most relevant pixels are inserted first."""
     if baseline is None and mc.explainee.normalization is not None:
         baseline = "blur"
     return curve(mc, x, values, insert=True, steps=steps, baseline=baseline,
-                 reduction=reduction, score=score, owner="insertion")
+                 reduction=reduction, score=score, tie_seed=tie_seed, owner="insertion")

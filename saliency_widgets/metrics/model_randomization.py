@@ -15,9 +15,13 @@ After each step the map is recomputed with the same method, parameters and resol
 * ``spearman``: Spearman of the signed map;
 * ``ssim``: SSIM (Wang et al. 2004; a 7×7 uniform window, sample covariance, ``K1=0.01``,
   ``K2=0.03``, the mean over windows inside the image, as scikit-image's defaults) of the two maps,
-  each min-max normalised to [0, 1] (data range 1; a constant map becomes all zeros).
+  each min-max normalised to [0, 1] (data range 1; a constant map becomes all zeros);
+* ``hog``: the Pearson correlation of the HOG descriptors (9 orientations, even cells of about
+  1/8 of the short side, 2×2-cell blocks, L2-Hys: ``skimage.feature.hog``'s) of the two min-max
+  normalised maps, the paper's fourth measure; NaN for maps under 4 px on a side.
 
-``curve`` is the chosen similarity per step ``(B, steps)``; all three are in ``extras`` with the
+The measures live in ``_similarity.py`` (shared with ``sw.data_randomization``).
+``curve`` is the chosen similarity per step ``(B, steps)``; all four are in ``extras`` with the
 randomized ``blocks`` of each step. The score is the mean over the randomization steps only: the
 original model's similarity with itself (1) is never averaged in (Quantus' MPRT averages it in
 because its skip key ``"orig"`` does not match the stored key ``"original"``). Lower is better:
@@ -29,77 +33,14 @@ a method that passes the sanity check loses similarity. When randomization makes
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from ..errors import SaliencyError
 from ..model.randomize import Randomizer, execution_order, parameter_blocks
 from ..registry import metric
 from ._common import MetricContext, Scored, check_reduction, pixel_map, warn_nan
+from ._similarity import SIMILARITIES, similarities, spearman, ssim  # noqa: F401  (re-exported)
 
 MODES = ("cascading", "independent")
-SIMILARITIES = ("spearman_abs", "spearman", "ssim")
-
-
-def average_ranks(v: torch.Tensor) -> torch.Tensor:
-    """``(B, N)`` float64 ranks along dim 1, ties sharing their average rank."""
-    out = torch.empty(v.shape, dtype=torch.float64, device=v.device)
-    for b in range(v.shape[0]):
-        uniq, inverse, counts = torch.unique(v[b], sorted=True, return_inverse=True,
-                                             return_counts=True)
-        start = torch.cumsum(counts, 0) - counts
-        out[b] = (start.double() + (counts.double() - 1) / 2)[inverse]
-    return out
-
-
-def spearman(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """``(B,)`` Spearman rank correlation of the rows of reference ``a`` and ``b`` ``(B, N)``.
-
-    A constant ``b`` against a structured ``a`` keeps none of its ranking: 0. A constant ``a``
-    leaves nothing to compare: NaN.
-    """
-    ra, rb = average_ranks(a), average_ranks(b)
-    ra = ra - ra.mean(1, keepdim=True)
-    rb = rb - rb.mean(1, keepdim=True)
-    va, vb = ra.pow(2).sum(1), rb.pow(2).sum(1)
-    denom = (va * vb).sqrt()
-    rho = torch.where(denom > 0, (ra * rb).sum(1) / torch.where(denom > 0, denom, 1),
-                      torch.zeros_like(denom))
-    return torch.where(va > 0, rho, torch.full_like(denom, float("nan")))
-
-
-def _minmax(m: torch.Tensor) -> torch.Tensor:
-    flat = m.flatten(1)
-    lo, hi = flat.amin(1).view(-1, 1, 1), flat.amax(1).view(-1, 1, 1)
-    span = hi - lo
-    return torch.where(span > 0, (m - lo) / torch.where(span > 0, span, 1), torch.zeros_like(m))
-
-
-def ssim(a: torch.Tensor, b: torch.Tensor, window: int = 7) -> torch.Tensor:
-    """``(B,)`` SSIM of ``(B, H, W)`` maps in [0, 1] (data range 1), scikit-image's defaults."""
-    win = max(1, min(window, a.shape[-2], a.shape[-1]))
-    win -= 1 - win % 2  # odd
-    x, y = a.double()[:, None], b.double()[:, None]
-    k = torch.full((1, 1, win, win), 1.0 / win ** 2, dtype=torch.float64, device=x.device)
-    n = win * win
-    cov = n / (n - 1) if n > 1 else 1.0
-
-    def mean(t: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(t, k)  # "valid" windows only: the same as skimage's border crop
-
-    ux, uy = mean(x), mean(y)
-    vx = cov * (mean(x * x) - ux * ux)
-    vy = cov * (mean(y * y) - uy * uy)
-    vxy = cov * (mean(x * y) - ux * uy)
-    c1, c2 = 0.01 ** 2, 0.03 ** 2
-    s = ((2 * ux * uy + c1) * (2 * vxy + c2)) / ((ux * ux + uy * uy + c1) * (vx + vy + c2))
-    return s.flatten(1).mean(1)
-
-
-def similarities(ref: torch.Tensor, new: torch.Tensor) -> dict[str, torch.Tensor]:
-    """All three measures between ``(B, H, W)`` reduced maps."""
-    a, b = ref.flatten(1), new.flatten(1)
-    return {"spearman_abs": spearman(a.abs(), b.abs()), "spearman": spearman(a, b),
-            "ssim": ssim(_minmax(ref), _minmax(new))}
 
 
 def _block_names(blocks: object, model: torch.nn.Module) -> list[str]:

@@ -15,10 +15,11 @@ mean commutes with a per-channel affine map, so this changes only the noise: its
 fraction of the *pixel* range and equal in pixel units for every channel. Without normalization
 the imputation runs in the model's input space. Pixels that are not removed are never altered.
 
-Removal: pixels are ranked by the channel-reduced map as in deletion (highest first, ties by
-position). At percentage ``p`` MoRF removes the ``round(p·HW)`` top-ranked pixels and LeRF the
-``round(p·HW)`` bottom-ranked ones; larger percentages remove supersets. Each perturbed input is
-scored with the explained objective (``logit[t] − logit[c]``; contrast honoured).
+Removal: pixels are ranked by the channel-reduced map as in deletion (highest first, ties in the
+seeded random order of ``tie_seed``, see ``_curve.removal_order``). At percentage ``p`` MoRF
+removes the ``round(p·HW)`` top-ranked pixels and LeRF the ``round(p·HW)`` bottom-ranked ones;
+larger percentages remove supersets. Each perturbed input is scored with the explained objective
+(``logit[t] − logit[c]``; contrast honoured).
 
 Score (higher is better for every ``order``): with ``f`` the objective on the clean input,
 ``morf`` → mean over percentages of ``f − MoRF(p)`` (how much removing the most relevant pixels
@@ -40,7 +41,8 @@ from scipy.sparse.linalg import splu
 
 from ..errors import SaliencyError
 from ..registry import metric
-from ._common import MetricContext, Scored, check_reduction, noise_scale, pixel_map, scores_of
+from ._common import MetricContext, Scored, check_reduction, noise_scale, scores_of
+from ._curve import check_tie_seed, ranks_of, removal_order
 
 ORDERS = ("morf", "lerf", "both")
 
@@ -98,13 +100,10 @@ def linear_impute(image: np.ndarray, removed: np.ndarray) -> np.ndarray:
     return out
 
 
-def removal_ranks(values: torch.Tensor, reduction: str) -> torch.Tensor:
-    """``(B, H·W)`` rank of every pixel in the MoRF order (0 = most relevant; ties by position)."""
-    m = pixel_map(values, reduction).flatten(1)
-    order = torch.argsort(-m, dim=1, stable=True)
-    rank = torch.empty_like(order)
-    rank.scatter_(1, order, torch.arange(m.shape[1], device=order.device).expand_as(order))
-    return rank
+def removal_ranks(values: torch.Tensor, reduction: str, tie_seed: int = 0) -> torch.Tensor:
+    """``(B, H·W)`` rank of every pixel in the MoRF order (0 = most relevant), ties broken as in
+    deletion (:func:`removal_order`)."""
+    return ranks_of(removal_order(values, reduction, tie_seed))
 
 
 def removal_counts(percentages: tuple[float, ...], pixels: int) -> torch.Tensor:
@@ -140,15 +139,17 @@ def _check(percentages: object, noise: object, order: object) -> tuple[float, ..
         choices={"order": ORDERS})
 def road(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
          percentages: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
-         order: str = "both", noise: float = 0.01, reduction: str = "sum") -> Scored:
+         order: str = "both", noise: float = 0.01, reduction: str = "sum",
+         tie_seed: int = 0) -> Scored:
     """Objective drop when pixels are removed by noisy linear imputation, MoRF vs LeRF."""
     ctx = mc.explainee
     check_reduction("road", reduction)
+    check_tie_seed("road", tie_seed)
     ps = _check(percentages, noise, order)
     B, C, H, W = x.shape
     orders = ("morf", "lerf") if order == "both" else (order,)
     O, P = len(orders), len(ps)
-    rank = removal_ranks(values, reduction).cpu()
+    rank = removal_ranks(values, reduction, tie_seed).cpu()
     counts = removal_counts(ps, H * W).tolist()
     norm = ctx.normalization
     space = x.detach().double().cpu()

@@ -4,6 +4,12 @@ Methods never see the model: they ask an :class:`Explainee` for scores, input gr
 layer activations/gradients of a batch whose row ``r`` explains example ``rows[r]`` (``None``:
 row ``r`` is example ``r``). ``original=True`` says the rows are the unperturbed input: their
 logits resolve ``target=None`` / ``"runner_up"`` (no extra pass) and are checked for NaN/Inf.
+
+``differentiable=True`` (set by ``api.attribute_graph`` for the attacks) keeps every primitive's
+result in the autograd graph of its input: gradients are taken with ``create_graph=True``, layer
+activations are not cut from the input, and nothing is detached. Any method built from these
+primitives then returns a map that can itself be differentiated with respect to the input,
+without a second implementation of its maths.
 """
 
 from __future__ import annotations
@@ -13,11 +19,15 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..errors import SaliencyError, SaliencyWarning
 from ..work import Work
-from .hooks import capture_layer, guided_relus
+from .attention import attention_blocks, explicit_attention, token_head
+from .bias import bias_layers
 from .graph import Untraceable
+from .heads import gap_linear_head, record_linear_calls
+from .hooks import ablate_channels, capture_layer, capture_outputs, fresh_inputs, guided_relus
 from .incremental import Occluder
 from .layers import ResolvedLayer, resolve_layer
 from .objective import Objective
@@ -75,6 +85,8 @@ class Explainee:
         self.generator = generator
         self.normalization = normalization
         self._layer: ResolvedLayer | None = None
+        self._layers: list[ResolvedLayer] | None = None
+        self.differentiable = False
         self.notes: dict[str, Any] = {}
         self.resolved: dict[str, Any] = {}
 
@@ -110,30 +122,113 @@ class Explainee:
     # --- primitives --------------------------------------------------------------------------
     def scores(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
                original: bool = False) -> torch.Tensor:
-        """``(n,)`` objective values, without gradients."""
-        with torch.no_grad():
+        """``(n,)`` objective values, without gradients (in the graph when differentiable)."""
+        with torch.enable_grad() if self.differentiable else torch.no_grad():
             return self._scores(self.logits(xb), rows, original)
+
+    def _grad_input(self, xb: torch.Tensor) -> torch.Tensor:
+        """``xb`` ready to differentiate with respect to: a fresh leaf, unless the map must stay
+        differentiable and ``xb`` already depends on the caller's input."""
+        if self.differentiable and xb.requires_grad:
+            return xb
+        return xb.detach().requires_grad_(True)
+
+    def _out(self, t: torch.Tensor) -> torch.Tensor:
+        return t if self.differentiable else t.detach()
 
     def input_grad(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
                    original: bool = False, guided: bool = False
                    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(scores (n,), d score / d input (n, C, H, W))``; ``guided`` uses guided ReLUs."""
-        xb = xb.detach().requires_grad_(True)
+        xb = self._grad_input(xb)
         with torch.enable_grad(), guided_relus(guided) as mode:
             s = self._scores(self.logits(xb), rows, original)
         if mode is not None and mode.calls == 0:
             warn_no_relu()
-        (g,) = torch.autograd.grad(s.sum(), xb)
-        return s.detach(), g
+        with torch.enable_grad():  # create_graph records the backward pass itself
+            (g,) = torch.autograd.grad(s.sum(), xb, create_graph=self.differentiable)
+        return self._out(s), g
+
+    def input_grad_under(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
+                         mode: TorchFunctionMode, reference: torch.Tensor | None = None,
+                         relevance: bool = False, original: bool = False
+                         ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """``(scores (n,), reference scores (n,) or None, input "gradient" (n, C, H, W))`` with
+        the backward pass rewritten by ``mode`` (LRP rules, DeepLIFT multipliers, deconvnet).
+
+        ``reference`` rows run in the same forward pass right after ``xb`` (DeepLIFT compares
+        each row with its reference); they are scored but not differentiated. ``relevance=True``
+        starts the backward pass from ``logits ⊙ ∂score/∂logits`` (LRP: the score split over
+        the logits, so relevance sums to the score) instead of ``∂score/∂logits``.
+        """
+        if isinstance(self.model, torch.jit.ScriptModule):
+            raise SaliencyError("this method rewrites the backward pass of each call inside the "
+                                "model, which TorchScript hides; pass the eager model")
+        n = xb.shape[0]
+        xb = xb.detach().requires_grad_(True)
+        batch = xb if reference is None else torch.cat([xb, reference.detach().to(xb.dtype)])
+        with torch.enable_grad():
+            with mode:
+                logits = self.logits(batch)
+            s = self._scores(logits[:n], rows, original)
+            ref_s = None
+            if reference is not None:
+                with torch.no_grad():
+                    ref_s = self.objective.score(
+                        logits[n:], torch.arange(n, device=xb.device) if rows is None else rows)
+            if relevance:
+                # ∂score/∂logits on a detached copy: ±1 at target/contrast, so a self-contrast
+                # starts from exact zeros and every rule keeps them zero.
+                held = logits.detach()[:n].requires_grad_(True)
+                (w,) = torch.autograd.grad(self.objective.score(
+                    held, torch.arange(n, device=xb.device) if rows is None else rows).sum(),
+                    held)
+                start = torch.zeros_like(logits)
+                start[:n] = held.detach() * w
+                (g,) = torch.autograd.grad(logits, xb, start)
+            else:
+                (g,) = torch.autograd.grad(s.sum(), xb)
+        return s.detach(), ref_s, g
+
+    def _resolve(self, spec: Any, probe_input: torch.Tensor) -> ResolvedLayer:
+        def probe() -> None:
+            with torch.no_grad():
+                self.model(probe_input[:1])
+        return resolve_layer(spec, self.original, self.model, probe)
 
     def layer(self, probe_input: torch.Tensor) -> ResolvedLayer:
         """The resolved layer (probing the model once with ``probe_input[:1]`` if needed)."""
         if self._layer is None:
-            def probe() -> None:
-                with torch.no_grad():
-                    self.model(probe_input[:1])
-            self._layer = resolve_layer(self.layer_spec, self.original, self.model, probe)
+            spec = self.layer_spec
+            if isinstance(spec, (list, tuple)):
+                if len(spec) != 1:
+                    raise SaliencyError(f"this method reads one layer, got a list of {len(spec)}"
+                                        f" ({list(map(str, spec))}); only layer_cam combines "
+                                        f"several layers")
+                spec = spec[0]
+            self._layer = self._resolve(spec, probe_input)
         return self._layer
+
+    def layers(self, probe_input: torch.Tensor) -> list[ResolvedLayer]:
+        """The resolved layers: each of a list/tuple ``layer=``, or the one layer."""
+        if self._layers is None:
+            spec = self.layer_spec
+            if not isinstance(spec, (list, tuple)):
+                self._layers = [self.layer(probe_input)]
+            elif not spec:
+                raise SaliencyError("layer= is an empty list; pass one or more layers or None")
+            else:
+                self._layers = [self._resolve(one, probe_input) for one in spec]
+                names = [r.name for r in self._layers]
+                if len(set(names)) != len(names):
+                    raise SaliencyError(f"layer= names a layer twice: {names}")
+        return self._layers
+
+    def layer_record(self) -> str | tuple[str, ...] | None:
+        """The resolved layer name, or a tuple of names for a list of layers (``Attribution.layer``)."""
+        if self._layers is not None and isinstance(self.layer_spec, (list, tuple)):
+            return tuple(r.name for r in self._layers)
+        return self._layer.name if self._layer is not None else None
 
     def layer_grad(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
                    original: bool = False, with_input_grad: bool = False, guided: bool = False
@@ -145,9 +240,12 @@ class Explainee:
         """
         layer = self.layer(xb)
         if with_input_grad:
-            xb = xb.detach().requires_grad_(True)
+            xb = self._grad_input(xb)
+        # Differentiable maps keep the activation in the input's graph (the map depends on x
+        # through it); otherwise the graph starts at the layer, cheaper.
+        keep = with_input_grad or (self.differentiable and xb.requires_grad)
         with torch.enable_grad(), guided_relus(guided) as mode, \
-                capture_layer(layer.module, "keep" if with_input_grad else "cut", layer.name,
+                capture_layer(layer.module, "keep" if keep else "cut", layer.name,
                               mode) as cap:
             s = self._scores(self.logits(xb), rows, original)
         if cap.output is None:
@@ -157,17 +255,21 @@ class Explainee:
             warn_no_relu()
         relus_after = mode is not None and mode.calls > cap.relu_calls_at_capture
         wrt = [cap.output, xb] if with_input_grad else [cap.output]
-        grads = torch.autograd.grad(s.sum(), wrt, allow_unused=True)
+        with torch.enable_grad():
+            grads = torch.autograd.grad(s.sum(), wrt, allow_unused=True,
+                                        create_graph=self.differentiable)
         ga = grads[0] if grads[0] is not None else torch.zeros_like(cap.output)
         gx = grads[1] if with_input_grad else None
-        a = layer.to_grid(cap.output.detach())
-        return s.detach(), a, layer.to_grid(ga), gx, relus_after
+        a = layer.to_grid(self._out(cap.output))
+        return self._out(s), a, layer.to_grid(ga), gx, relus_after
 
     def layer_value(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
                     original: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
         """Scores and the layer activation ``(n, K, h, w)``, without gradients."""
         layer = self.layer(xb)
-        with torch.no_grad(), capture_layer(layer.module, "value", layer.name) as cap:
+        grad = self.differentiable and xb.requires_grad
+        with torch.enable_grad() if grad else torch.no_grad(), \
+                capture_layer(layer.module, "keep" if grad else "value", layer.name) as cap:
             s = self._scores(self.logits(xb), rows, original)
         if cap.output is None:
             raise SaliencyError(f"layer {layer.name!r} did not run in the forward pass")
@@ -214,6 +316,115 @@ class Explainee:
                                       f"torch.fx records")
                 refs.append(self._scores(got, torch.tensor([b], device=x.device), False))
         return torch.cat(refs)
+
+    def layers_grad(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
+                    original: bool = False
+                    ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Scores and ``(A, d score / d A)`` at every layer of :meth:`layers`, from one pass."""
+        layers = self.layers(xb)
+        with torch.enable_grad(), capture_outputs([(r.name, r.module) for r in layers],
+                                                  "layer_cam") as caps:
+            s = self._scores(self.logits(xb), rows, original)
+        for r, cap in zip(layers, caps):
+            if cap.output is None:
+                raise SaliencyError(f"layer {r.name!r} did not run in the forward pass; choose "
+                                    f"layers the model uses")
+        outs = [cap.output for cap in caps]
+        grads = torch.autograd.grad(s.sum(), outs, allow_unused=True)
+        pairs = [(r.to_grid(o.detach()), r.to_grid(torch.zeros_like(o) if g is None else g))
+                 for r, o, g in zip(layers, outs, grads)]
+        return s.detach(), pairs
+
+    def ablated_scores(self, xb: torch.Tensor, rows: torch.Tensor,
+                       channels: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` objective with channel ``channels[r]`` of the layer zeroed for row ``r``."""
+        layer = self.layer(xb)
+        with torch.no_grad(), ablate_channels(layer.module, channels):
+            return self._scores(self.logits(xb), rows, False)
+
+    def cam_head(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
+                 original: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Scores, the layer activation ``A`` and the objective's head weights ``(n, K)``.
+
+        Raises unless the logits are one ``nn.Linear`` of the global average pool of ``A``.
+        """
+        layer = self.layer(xb)
+        with torch.no_grad(), capture_layer(layer.module, "value", layer.name) as cap, \
+                record_linear_calls(self.model) as calls:
+            logits = self.logits(xb)
+            s = self._scores(logits, rows, original)
+        if cap.output is None:
+            raise SaliencyError(f"layer {layer.name!r} did not run in the forward pass")
+        a = layer.to_grid(cap.output)
+        weight = gap_linear_head(calls, logits, cap.output, a, layer.name)
+        if rows is None:
+            rows = torch.arange(xb.shape[0], device=xb.device)
+        n, (classes, k) = rows.shape[0], weight.shape
+        # the objective is linear in the logits, so its head weights are the objective of Wᵀ
+        per_channel = weight.T.to(a.dtype).expand(n, k, classes).reshape(n * k, classes)
+        w = self.objective.score(per_channel, rows.repeat_interleave(k)).view(n, k)
+        return s, a, w
+
+    def bias_grads(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
+                   original: bool = False
+                   ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
+        """Scores, the input gradient, and ``(d score / d output, bias)`` of every biased 2-D
+        layer (FullGrad's decomposition), from one forward and one backward pass."""
+        found = bias_layers(self.model)
+        xb = xb.detach().requires_grad_(True)
+        with torch.enable_grad(), capture_outputs([(n, m) for n, m, _ in found],
+                                                  "fullgrad") as caps:
+            s = self._scores(self.logits(xb), rows, original)
+        used = [(cap.output, b) for cap, (_, _, b) in zip(caps, found)
+                if cap.output is not None and cap.output.dim() == 4]
+        grads = torch.autograd.grad(s.sum(), [xb] + [o for o, _ in used], allow_unused=True)
+        terms = [(torch.zeros_like(o) if g is None else g, b)
+                 for (o, b), g in zip(used, grads[1:])]
+        gx = torch.zeros_like(xb) if grads[0] is None else grads[0]
+        return s.detach(), gx, terms
+
+    def attention(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
+                  original: bool = False) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Scores and each self-attention call's probabilities ``(n, heads, T, T)``, in order."""
+        with torch.no_grad(), explicit_attention(self.model) as attn:
+            s = self._scores(self.logits(xb), rows, original)
+        return s, list(attn)
+
+    def attention_grads(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
+                        original: bool = False
+                        ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """Scores, the attention probabilities ``A_l`` and ``d score / d A_l`` (total
+        derivatives: through every later block), from one forward and one backward pass."""
+        xb = xb.detach().requires_grad_(True)
+        with torch.enable_grad(), explicit_attention(self.model) as attn:
+            s = self._scores(self.logits(xb), rows, original)
+        grads = torch.autograd.grad(s.sum(), attn, allow_unused=True)
+        return (s.detach(), [a.detach() for a in attn],
+                [torch.zeros_like(a) if g is None else g for a, g in zip(attn, grads)])
+
+    def block_attention_grads(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
+                              original: bool = False, last: int | None = None
+                              ) -> list[torch.Tensor]:
+        """LeGrad's ``d s_l / d A_l`` for the ``last`` blocks (all when None), ``s_l`` the
+        objective of block ``l``'s tokens read through the final norm and head."""
+        blocks = attention_blocks(self.model)
+        head = token_head(self.model)
+        chosen = blocks if last is None else blocks[len(blocks) - min(last, len(blocks)):]
+        outputs: list[torch.Tensor] = []
+        spans: list[tuple[int, int]] = []
+        with torch.enable_grad(), explicit_attention(self.model) as attn, \
+                fresh_inputs([m for _, m in chosen], outputs, attn, spans):
+            self._scores(self.logits(xb), rows, original)
+            if len(outputs) != len(chosen) or any(j - i != 1 for i, j in spans):
+                raise SaliencyError(f"legrad needs each attention block it reads "
+                                    f"({', '.join(n for n, _ in chosen)}) to run once per "
+                                    f"forward pass, with one attention call inside; saw "
+                                    f"{len(outputs)} block calls with {[j - i for i, j in spans]}"
+                                    f" attention calls")
+            per_block = sum(self._scores(head(z), rows, False).sum() for z in outputs)
+        mine = [attn[i] for i, _ in spans]
+        grads = torch.autograd.grad(per_block, mine, allow_unused=True)
+        return [torch.zeros_like(a) if g is None else g for a, g in zip(mine, grads)]
 
     def warn_if_blank(self, grads: torch.Tensor, rows: torch.Tensor, what: str) -> None:
         """Warn when a layer's gradients vanish for an example that is not a self-contrast."""

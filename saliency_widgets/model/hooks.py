@@ -5,6 +5,7 @@ All hooks go on *our* structural copy of the model (see ``copy.py``), never on t
 
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
@@ -32,6 +33,19 @@ class _GuidedReLU(torch.autograd.Function):
         return grad.clamp(min=0) * (x > 0).to(grad.dtype)
 
 
+class _DeconvReLU(torch.autograd.Function):
+    """ReLU whose backward passes the positive part of the gradient, wherever the input was
+    (Zeiler & Fergus 2014, arXiv:1311.2901: the deconvnet rectifies the backward signal)."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return x.clamp(min=0)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return grad.clamp(min=0)
+
+
 _RELUS = frozenset({F.relu, F.relu_, torch.relu, torch.relu_,
                     torch.Tensor.relu, torch.Tensor.relu_})
 
@@ -47,6 +61,8 @@ class GuidedReLUMode(TorchFunctionMode):
     ``nn.ReLU(inplace=True)`` callers do.
     """
 
+    relu: Any = _GuidedReLU
+
     def __init__(self) -> None:
         super().__init__()
         self.calls = 0
@@ -55,8 +71,20 @@ class GuidedReLUMode(TorchFunctionMode):
                            kwargs: dict | None = None) -> Any:
         if func in _RELUS:
             self.calls += 1
-            return _GuidedReLU.apply(args[0])
+            return self.relu.apply(args[0])
         return func(*args, **(kwargs or {}))
+
+
+class DeconvReLUMode(GuidedReLUMode):
+    """Routes every ReLU call to the deconvnet ReLU (backward: the gradient's positive part),
+    with the same call interception, thread-locality and in-place handling as guided ReLUs."""
+
+    relu = _DeconvReLU
+
+
+# The guided mode active in this thread, so a smooth-ReLU mode stacked above it (a softplus copy's
+# forward runs inside the method's guided context) can guide its softplus instead of hiding it.
+_ACTIVE = threading.local()
 
 
 @contextmanager
@@ -64,7 +92,62 @@ def guided_relus(enabled: bool = True) -> Iterator[GuidedReLUMode | None]:
     if not enabled:
         yield None
         return
+    previous = getattr(_ACTIVE, "guided", None)
     with GuidedReLUMode() as mode:
+        _ACTIVE.guided = mode
+        try:
+            yield mode
+        finally:
+            _ACTIVE.guided = previous
+
+
+class _GuidedSoftplus(torch.autograd.Function):
+    """softplus(βx) whose backward passes only positive gradients, weighted by σ(βx): guided
+    backprop on the smoothed network. The backward is made of differentiable operations, so a
+    second derivative (``create_graph=True``) exists."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor, beta: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.beta = beta
+        return F.softplus(x, beta=beta)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad.clamp(min=0) * torch.sigmoid(ctx.beta * x), None
+
+
+class SoftplusReLUMode(TorchFunctionMode):
+    """Replaces every ReLU call by ``softplus(βx) = log(1 + exp(βx)) / β`` while active.
+
+    The smoothed network of Dombrowski et al. 2019 (arXiv:1906.07983): its input gradient varies
+    smoothly with the input, so second derivatives exist where a ReLU network's are zero. Calls
+    are intercepted like the guided mode's (in-place, functional and reused ReLUs alike; in-place
+    calls are computed out of place). Under an enclosing guided mode the softplus is guided too
+    and counted as that mode's ReLU call.
+    """
+
+    def __init__(self, beta: float) -> None:
+        super().__init__()
+        self.beta = float(beta)
+        self.calls = 0
+
+    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (),
+                           kwargs: dict | None = None) -> Any:
+        if func in _RELUS:
+            self.calls += 1
+            guided = getattr(_ACTIVE, "guided", None)
+            if guided is not None:
+                guided.calls += 1
+                return _GuidedSoftplus.apply(args[0], self.beta)
+            return F.softplus(args[0], beta=self.beta)
+        return func(*args, **(kwargs or {}))
+
+
+@contextmanager
+def softplus_relus(beta: float) -> Iterator[SoftplusReLUMode]:
+    with SoftplusReLUMode(beta) as mode:
         yield mode
 
 
@@ -134,6 +217,97 @@ def record_module_outputs(root: nn.Module) -> Iterator[list[tuple[str, tuple[int
         handles.append(module.register_forward_hook(hook))
     try:
         yield seen
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
+def capture_outputs(layers: list[tuple[str, nn.Module]], owner: str
+                    ) -> Iterator[list[LayerCapture]]:
+    """Capture the outputs of several modules in one forward pass, each in the autograd graph.
+
+    An output that does not require grad (everything before it runs without bookkeeping) becomes
+    a leaf that does, so the graph starts at the first captured module; later outputs stay
+    connected to earlier ones. Each output is handed downstream as a clone, like
+    :func:`capture_layer`, so in-place operations after it cannot edit the captured tensor.
+    """
+    caps = [LayerCapture(mode="keep") for _ in layers]
+    handles = []
+
+    def make(cap: LayerCapture, name: str) -> Callable[..., Any]:
+        def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
+            if not isinstance(output, torch.Tensor):
+                raise SaliencyError(f"{owner}: layer {name!r} returns {type(output).__name__}, "
+                                    f"not a tensor; choose layers whose output is a tensor")
+            cap.calls += 1
+            if cap.calls > 1:
+                raise SaliencyError(f"{owner}: layer {name!r} runs more than once per forward "
+                                    f"pass, so its activation is ambiguous; choose layers that "
+                                    f"run once")
+            if not output.requires_grad:
+                output = output.detach().requires_grad_(True)
+            cap.output = output
+            return output.clone()
+        return hook
+
+    try:
+        for cap, (name, module) in zip(caps, layers):
+            handles.append(module.register_forward_hook(make(cap, name)))
+        yield caps
+    finally:
+        for h in handles:
+            h.remove()
+
+
+@contextmanager
+def ablate_channels(layer: nn.Module, channels: torch.Tensor) -> Iterator[None]:
+    """Zero channel ``channels[r]`` of row ``r`` of the layer's output (Ablation-CAM).
+
+    Channels are dimension 1 of a ``(n, K, h, w)`` map and the last dimension of ``(n, T, K)``
+    tokens (every token, the class token included).
+    """
+    def hook(module: nn.Module, inputs: Any, output: Any) -> Any:
+        out = output.clone()
+        rows = torch.arange(out.shape[0], device=out.device)
+        if out.dim() == 3:
+            out[rows, :, channels] = 0
+        else:
+            out[rows, channels] = 0
+        return out
+
+    handle = layer.register_forward_hook(hook)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+@contextmanager
+def fresh_inputs(modules: list[nn.Module], outputs: list[torch.Tensor],
+                 store: list[torch.Tensor], spans: list[tuple[int, int]]) -> Iterator[None]:
+    """Each module gets its first input as a new leaf and appends its output to ``outputs``,
+    and the range of ``store`` entries (attention maps) appended while it ran to ``spans``.
+
+    Cutting the graph at every block's input makes one backward pass of ``Σ_l s_l(output_l)``
+    give each ``d s_l / d (anything inside block l)`` alone (LeGrad's per-layer gradients).
+    """
+    starts: list[int] = []
+
+    def pre(module: nn.Module, args: tuple) -> tuple:
+        starts.append(len(store))
+        return (args[0].detach().requires_grad_(True), *args[1:])
+
+    def post(module: nn.Module, args: Any, output: Any) -> None:
+        outputs.append(output)
+        spans.append((starts.pop(), len(store)))
+
+    handles = []
+    try:
+        for m in modules:
+            handles.append(m.register_forward_pre_hook(pre))
+            handles.append(m.register_forward_hook(post))
+        yield
     finally:
         for h in handles:
             h.remove()

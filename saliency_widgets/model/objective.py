@@ -11,6 +11,7 @@ from typing import Any, Sequence
 
 import torch
 
+from .._types import runner_up
 from ..errors import SaliencyError
 
 _UNRESOLVED = -1
@@ -92,8 +93,7 @@ class Objective:
         if not self._explicit_target:
             self.target[rows] = logits.argmax(1)
         if self.runner_up:
-            others = logits.scatter(1, self.target[rows][:, None], float("-inf"))
-            self.contrast[rows] = others.argmax(1)  # type: ignore[index]
+            self.contrast[rows] = runner_up(logits, self.target[rows])  # type: ignore[index]
         self._resolved[rows.cpu()] = True
 
     def score(self, logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:

@@ -12,7 +12,8 @@ V = TypeVar("V")
 class ByteLRU(Generic[V]):
     """Key → value, evicting the least recently used entries once ``max_bytes`` is exceeded.
 
-    ``size(value)`` gives an entry's bytes. An entry larger than the whole budget is not kept.
+    ``size(value)`` gives an entry's bytes. An entry larger than the whole budget is not kept
+    (the widget pins what it shows outside this cache, so such a result still shows).
     """
 
     def __init__(self, max_bytes: int, size: Callable[[V], int]) -> None:
@@ -23,8 +24,6 @@ class ByteLRU(Generic[V]):
         self._items: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
 
     @property
     def nbytes(self) -> int:
@@ -43,10 +42,8 @@ class ByteLRU(Generic[V]):
         with self._lock:
             item = self._items.get(key)
             if item is None:
-                self.misses += 1
                 return None
             self._items.move_to_end(key)
-            self.hits += 1
             return item[0]
 
     def put(self, key: Hashable, value: V) -> bool:
@@ -64,8 +61,3 @@ class ByteLRU(Generic[V]):
                 _, (_, freed) = self._items.popitem(last=False)
                 self._bytes -= freed
             return True
-
-    def clear(self) -> None:
-        with self._lock:
-            self._items.clear()
-            self._bytes = 0

@@ -2,6 +2,9 @@
 
 A new selection replaces the queue; the running job is cancelled when it is no longer wanted
 (its ``cancel`` event is set, and the engine stops at its next chunk with ``Cancelled``).
+
+A callback that fails is reported through ``on_failure`` (the widget shows it and warns), never
+swallowed.
 """
 
 from __future__ import annotations
@@ -30,13 +33,16 @@ class Job:
     on_cancelled: Callable[[Hashable], None]
     on_progress: Callable[[Hashable, int, int], None] = lambda key, done, total: None
     cancel: threading.Event = field(default_factory=threading.Event)
+    finished: bool = False  # set before its last callback runs: it will never run again
 
 
 class Worker:
     """A daemon thread that runs :class:`Job` s one at a time, newest selection first."""
 
-    def __init__(self, name: str = "saliency-widget") -> None:
+    def __init__(self, name: str = "saliency-widget", *,
+                 on_failure: Callable[[BaseException], None] | None = None) -> None:
         self._name = name
+        self._on_failure = on_failure
         self._cv = threading.Condition()
         self._queue: list[Job] = []
         self._running: Job | None = None
@@ -53,7 +59,8 @@ class Worker:
             running = self._running
             if running is not None and running.key not in wanted:
                 running.cancel.set()
-            keep_running = running is not None and not running.cancel.is_set()
+            keep_running = (running is not None and not running.cancel.is_set()
+                            and not running.finished)
             self._queue = [job for job in jobs if not (keep_running and job.key == running.key)]
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
@@ -69,15 +76,9 @@ class Worker:
                 self._running.cancel.set()
                 keys.insert(0, self._running.key)
             self._cv.notify_all()
-        for job in dropped:  # outside the lock: callbacks may ask for pending()
-            _safely(job.on_cancelled, job.key)
+        for job in dropped:  # outside the lock: callbacks take the widget's lock
+            self._safely(job.on_cancelled, job.key)
         return keys
-
-    def pending(self) -> list[Hashable]:
-        """Keys of the running job (first) and of the queued ones."""
-        with self._cv:
-            run = [self._running.key] if self._running is not None else []
-            return run + [job.key for job in self._queue]
 
     @property
     def running_key(self) -> Hashable | None:
@@ -124,8 +125,7 @@ class Worker:
                     self._running = None
                     self._cv.notify_all()
 
-    @staticmethod
-    def _run(job: Job) -> None:
+    def _run(self, job: Job) -> None:
         def progress(done: int, total: int) -> None:
             job.on_progress(job.key, done, total)
 
@@ -134,15 +134,24 @@ class Worker:
                 raise Cancelled("cancelled before it started")
             result = job.run(progress, job.cancel)
         except Cancelled:
-            _safely(job.on_cancelled, job.key)
-        except BaseException as err:  # noqa: BLE001 — shown in the widget, logged
-            _safely(job.on_error, job.key, err)
+            job.finished = True
+            self._safely(job.on_cancelled, job.key)
+        except BaseException as err:  # noqa: BLE001 — shown in the widget and warned
+            job.finished = True
+            self._safely(job.on_error, job.key, err)
         else:
-            _safely(job.on_done, job.key, result)
+            job.finished = True
+            self._safely(job.on_done, job.key, result)
 
-
-def _safely(fn: Callable[..., Any], *args: Any) -> None:
-    try:
-        fn(*args)
-    except Exception:  # a failing callback must not kill the worker thread
-        log.exception("saliency widget: a job callback failed")
+    def _safely(self, fn: Callable[..., Any], *args: Any) -> None:
+        """Run a callback; a failure must not kill the worker thread, nor pass unseen."""
+        try:
+            fn(*args)
+        except Exception as err:  # noqa: BLE001
+            if self._on_failure is None:
+                log.exception("saliency widget: a job callback failed")
+                return
+            try:
+                self._on_failure(err)
+            except Exception:  # noqa: BLE001 — the last resort: the log
+                log.exception("saliency widget: a job callback failed, and so did its report")

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
-from .._types import Attribution
 from ..errors import SaliencyError
 from ..model.copy import unwrap
-
-
-def entry_nbytes(entry: tuple[Attribution, np.ndarray, np.ndarray | None]) -> int:
-    attr, signed, absolute = entry
-    size = attr.values.element_size() * attr.values.numel() + signed.nbytes
-    return size + (absolute.nbytes if absolute is not None else 0)
-
-
-def key_id(key: tuple[Any, ...]) -> str:
-    """A short stable id of a cache key: JS re-decodes a panel's maps only when it changes."""
-    return f"{key[0]}:{hashlib.sha1(repr(key).encode()).hexdigest()[:16]}"
 
 
 def freeze(value: Any) -> Any:

@@ -2,50 +2,56 @@
 
 State comes in three kinds (see DESIGN.md, "Widget data flow"):
 
-* data, Python → JS: ``image``, ``panels`` (maps as binary payloads), ``colormaps`` (lookup
-  tables made by matplotlib), ``methods``, ``labels``, ``predictions``;
+* data, Python → JS: ``image``, ``panels`` (one child model per panel, maps as binary payloads),
+  ``colormaps`` (lookup tables made by matplotlib), ``methods``, ``labels``, ``predictions``,
+  ``limits``;
 * selection, JS ↔ Python, which changes the maths: ``methods_selected``, ``params``, ``target``,
   ``contrast_mode`` / ``contrast``. Only these start computations, in a background worker;
 * display, JS ↔ Python, applied in JS without a round trip: ``colormap``, ``opacity``, ``sign``,
   ``clip_percentile``, ``threshold``. Zoom, pan and hover live in JS only.
+
+Threads: the kernel thread (user code, messages from the browser) and the worker thread (job
+callbacks) both write synced traits; every such write takes the widget's one lock (``sync.py``).
 """
 
 from __future__ import annotations
 
-import dataclasses
+import contextvars
 import difflib
-import logging
 import pathlib
 import threading
 import time
+import warnings
 from typing import Any, Callable, Hashable, Sequence
 
 import anywidget
 import numpy as np
 import torch
 import traitlets as t
+from ipywidgets import widget_serialization
 from torch import nn
 
-from .._types import Attribution
-from ..api import attribute, check_params, list_methods
-from ..errors import SaliencyError
-from ..model.copy import explainable
-from ..model.explainee import OutputSelector, select_output
-from ..registry import METHODS
-from ..render.heatmap import SIGNS, display_map
+from .._types import Attribution, Prediction
+from ..api import describe_method, fingerprint, list_methods, predict
+from ..errors import SaliencyError, SaliencyWarning
+from ..render import Overlay, display_map, overlay_grid
+from ..render.heatmap import SIGNS
 from .assets import COLORMAPS, bundle, colormap_lut, known_colormap
-from .cache import ByteLRU
+from .board import Board, Extra, Planned
+from .compute import explain_job
 from .image import Prepared, prepare
 from .jobs import Job, Worker
 from .labels import resolve_labels
-from .params import coerce, entry_nbytes, freeze, jsonable, key_id, layer_choices
+from .panel import Panel, PanelKey
+from .params import jsonable, layer_choices
+from .plan import Selection, plan
 from .payload import to_payload
+from .sync import LockedSync
 
-log = logging.getLogger(__name__)
-log.addHandler(logging.NullHandler())
+_DISPLAY = ("colormap", "opacity", "sign", "clip_percentile", "threshold")
 
 
-class SaliencyWidget(anywidget.AnyWidget):
+class SaliencyWidget(LockedSync, anywidget.AnyWidget):
     """Heatmaps of several attribution methods over one image, side by side, zoom linked.
 
     Open it with :func:`show`. Traits listed under "Testing contract" in the README are stable.
@@ -57,15 +63,17 @@ class SaliencyWidget(anywidget.AnyWidget):
     # -- data, Python → JS ---------------------------------------------------------------------
     image = t.Dict().tag(sync=True)
     """uint8 ``(H, W, 3)`` payload: the pixels the model saw, normalization undone."""
-    panels = t.List(t.Dict()).tag(sync=True)
-    """One dict per selected method: title, state, timing, and the maps as float32 payloads."""
+    panels = t.List(t.Instance(Panel)).tag(sync=True, **widget_serialization)
+    """One child model per selected method (title, state, timing, maps as float32 payloads)."""
     colormaps = t.Dict().tag(sync=True)
     """``{"names": [...], "lut": uint8 (N, 256, 4) payload}``: every colormap JS can apply."""
     methods = t.List(t.Dict()).tag(sync=True)
     """The registry (``list_methods()``) plus each CAM method's ``layer`` choices."""
     labels = t.List(t.Unicode()).tag(sync=True)
     predictions = t.List(t.Dict()).tag(sync=True)
-    """Top-k ``{"index", "label", "prob"}`` for the image."""
+    """Top-k ``{"index", "label", "prob"}`` for the image, under the current weights."""
+    limits = t.Dict().tag(sync=True)
+    """``{trait: [min, max]}`` of the numeric display traits: the sliders' ranges."""
     progress = t.Float(0.0).tag(sync=True)
     message = t.Unicode("").tag(sync=True)
 
@@ -89,54 +97,66 @@ class SaliencyWidget(anywidget.AnyWidget):
     status = t.Enum(("idle", "computing", "error"), "idle").tag(sync=True)
     error = t.Unicode("").tag(sync=True)
 
-    def __init__(self, model: nn.Module, image: Any, *, preprocess: Callable[[Any], Any] | None = None,
-                 labels: Any = None, methods: Sequence[str] = ("gradient", "grad_cam"),
+    def __init__(self, model: nn.Module, image: Any, *,
+                 preprocess: Callable[[Any], Any] | None = None, labels: Any = None,
+                 methods: Sequence[str] = ("gradient", "grad_cam"),
                  mean: Any = None, std: Any = None, target: int | None = None,
                  contrast: int | str | None = None, top_k: int = 5,
-                 cache_bytes: int = 512 * 2**20, output: OutputSelector = None,
+                 cache_bytes: int = 512 * 2**20, output: Any = None,
                  seed: int = 0, **display: Any) -> None:
         if not isinstance(model, nn.Module):
             raise SaliencyError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if isinstance(methods, str):
             methods = (methods,)
-        unknown = set(display) - {"colormap", "opacity", "sign", "clip_percentile", "threshold"}
+        unknown = set(display) - set(_DISPLAY)
         if unknown:
             raise SaliencyError(f"sw.show got an unknown argument {sorted(unknown)[0]!r}; display "
-                                f"options are colormap, opacity, sign, clip_percentile, threshold")
+                                f"options are {', '.join(_DISPLAY)}")
         if isinstance(contrast, str) and contrast not in ("runner_up", "runner-up"):
             raise SaliencyError(f"contrast={contrast!r} is not understood; use None, a class "
                                 f"index or 'runner_up'")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise SaliencyError(f"top_k must be a positive int, got {top_k!r}")
         self._model = model
         self._output = output
         self._seed = seed
+        self._top_k = top_k
         self._prepared: Prepared = prepare(model, image, preprocess, mean, std)
-        self._logits = self._predict()
-        num_classes = int(self._logits.numel())
+        self._epoch = 0
+        self._fingerprint = fingerprint(model)
+        self._prediction: Prediction = self._predict()
+        num_classes = self._prediction.num_classes
         self._names = resolve_labels(labels, num_classes)
-        self._lock = threading.RLock()
-        self._worker = Worker()
-        self._cache: ByteLRU[tuple[Attribution, np.ndarray, np.ndarray | None]] = ByteLRU(
-            cache_bytes, entry_nbytes)
-        self._errors: dict[Hashable, str] = {}
-        self._cancelled: set[Hashable] = set()
         self._resolving = False
         self._ready = False
         self._last_progress = 0.0
         self._suppress_display_at: int | None = None
-        super().__init__()
-        probs = torch.softmax(self._logits.double(), 0)
-        k = max(1, min(int(top_k), num_classes))
-        top = torch.topk(probs, k)
+        # The context of the cell that made the widget: in a Jupyter kernel it names that cell,
+        # so a warning raised later by the worker thread lands in this cell's output (JupyterLab
+        # shows output that arrives after a cell finished). The worker itself runs outside it:
+        # its state messages must not be tied to a finished cell (nbclient would drop them).
+        self._cell = contextvars.copy_context()
+        lock = threading.RLock()
+        # One panel model per registered method, made now, while the cell runs: marimo cannot
+        # create an anywidget model from a message handler (it needs the cell's context for the
+        # model's code), so a toggle must never create one.
+        registry = list_methods()
+        self._defaults = {m["name"]: m["params"] for m in registry}
+        self._board = Board([(m["name"], m["label"]) for m in registry], cache_bytes, lock)
+        self._extras: list[Extra] = []  # features that add work after the maps (board.Extra)
+        super().__init__(sync_lock=lock)
+        self._worker = Worker(on_failure=self._internal_error)
         with self.hold_sync():
             self.labels = self._names
             self.methods = self._describe_methods()
-            self.predictions = [{"index": int(i), "label": self._names[int(i)], "prob": float(p)}
-                                for p, i in zip(top.values.tolist(), top.indices.tolist())]
+            self.predictions = self._top_predictions()
             self.image = to_payload(self._prepared.display)
             self.colormaps = self._colormaps(COLORMAPS)
+            self.limits = {name: [self.traits()[name].min, self.traits()[name].max]
+                           for name in ("opacity", "clip_percentile", "threshold")}
             for key, value in display.items():
                 setattr(self, key, value)
-            self.target = int(top.indices[0]) if target is None else target
+            self.target = int(self._prediction.top_classes[0, 0]) if target is None else target
             if isinstance(contrast, str):
                 self.contrast_mode = "runner_up"
                 self.contrast = self._runner_up()
@@ -146,7 +166,7 @@ class SaliencyWidget(anywidget.AnyWidget):
             self.methods_selected = list(methods)
         self._ready = True
         self.on_msg(self._on_custom_msg)
-        self._refresh(schedule=True)
+        self._refresh()
 
     # -- public Python API -------------------------------------------------------------------
     @property
@@ -156,7 +176,7 @@ class SaliencyWidget(anywidget.AnyWidget):
 
     @property
     def display_image(self) -> np.ndarray:
-        """``(H, W, 3)`` uint8: the picture shown under the maps (the model's input, un-normalized)."""
+        """``(H, W, 3)`` uint8: the picture under the maps (the model's input, un-normalized)."""
         return self._prepared.display
 
     @property
@@ -167,39 +187,52 @@ class SaliencyWidget(anywidget.AnyWidget):
     @property
     def attributions(self) -> list[Attribution]:
         """The :class:`Attribution` records of the panels shown now (computed ones only)."""
-        out = []
-        for method in self.methods_selected:
-            try:
-                key, _ = self._plan(method)
-            except SaliencyError:
-                continue
-            entry = self._cache.get(key)
-            if entry is not None:
-                out.append(entry[0])
-        return out
+        with self._sync_lock:
+            return [p.entry.attribution for p in self.panels
+                    if p.state == "ready" and p.entry is not None]
 
     def wait(self, timeout: float | None = 120.0) -> bool:
-        """Block until every wanted map is computed (or failed); return False on timeout."""
+        """Block until every wanted map is computed (or failed); return False on timeout.
+
+        When it returns True the traits are final: the worker's last callback has written them.
+        """
         return self._worker.wait(timeout)
+
+    def refresh(self) -> None:
+        """Recompute the predictions and every shown map from the model's current weights.
+
+        Changes made through the optimizer, ``load_state_dict`` or other in-place tensor ops are
+        noticed on the next selection by themselves; writes through ``.data`` are not (they leave
+        no trace on the tensors), so call this after those.
+        """
+        with self._sync_lock:
+            self._epoch += 1
+            self._fingerprint = None  # type: ignore[assignment]  (forces a new prediction)
+            self._board.forget()
+        self._refresh()
 
     def cancel(self) -> None:
         """Stop the running computation and drop the queued ones (their panels say so)."""
-        with self._lock:
-            self._cancelled.update(self._worker.cancel())
+        with self._sync_lock:
+            self._board.cancelled.update(self._worker.cancel())
         self._refresh(schedule=False)
 
     def retry(self) -> None:
         """Compute again the panels that were cancelled or failed."""
-        with self._lock:
-            self._cancelled.clear()
-            self._errors.clear()
-        self._refresh(schedule=True)
+        with self._sync_lock:
+            self._board.forget()
+        self._refresh()
 
-    def to_figure(self):
+    def to_figure(self) -> Any:
         """Return a matplotlib Figure of the current panels, as the widget shows them."""
-        from .export import panels_figure
-
-        return panels_figure(self)
+        with self._sync_lock:
+            shown = [(p.title, p.entry) for p in self.panels if p.state == "ready" and p.entry]
+        overlays = [Overlay(f"{title}\n{entry.attribution.seconds:.2f} s",
+                            display_map(entry.attribution.values[:1], self.sign)[0],
+                            signed=self.sign == "signed") for title, entry in shown]
+        return overlay_grid(self.display_image, overlays, colormap=self.colormap,
+                            opacity=self.opacity, clip_percentile=self.clip_percentile,
+                            threshold=self.threshold)
 
     def save_png(self, path: str | pathlib.Path, dpi: int = 150) -> pathlib.Path:
         """Write :meth:`to_figure` to ``path`` as PNG and return the path."""
@@ -213,10 +246,14 @@ class SaliencyWidget(anywidget.AnyWidget):
         return pathlib.Path(path)
 
     def close(self) -> None:
-        """Stop the worker and close the widget's views."""
+        """Stop the worker and close the widget's views (and its panel models)."""
+        self._ready = False  # a job that finishes now changes nothing
         worker = self.__dict__.get("_worker")  # absent when __init__ raised early
         if worker is not None:
             worker.close()
+        board = self.__dict__.get("_board")
+        if board is not None:
+            board.close()
         super().close()
 
     def _ipython_display_(self) -> None:
@@ -257,9 +294,9 @@ class SaliencyWidget(anywidget.AnyWidget):
     def _valid_methods(self, proposal: dict[str, Any]) -> list[str]:
         out: list[str] = []
         for name in proposal["value"]:
-            if name not in METHODS:
+            if name not in self._board.slots:
                 try:
-                    METHODS.get(name)  # raises with a "did you mean"
+                    describe_method(name)  # raises with a "did you mean"
                 except SaliencyError as err:
                     raise t.TraitError(str(err)) from None
             if name not in out:
@@ -281,7 +318,7 @@ class SaliencyWidget(anywidget.AnyWidget):
     def _valid_params(self, proposal: dict[str, Any]) -> dict[str, Any]:
         value = proposal["value"]
         for method, given in value.items():
-            if method not in METHODS or not isinstance(given, dict):
+            if method not in self._board.slots or not isinstance(given, dict):
                 raise t.TraitError(f"params must map method names to dicts of parameters, got "
                                    f"{method!r}: {given!r}")
         return value
@@ -311,13 +348,9 @@ class SaliencyWidget(anywidget.AnyWidget):
         elif name == "target" and self.contrast_mode == "runner_up":
             self._set_contrast(self._runner_up())
         elif name == "methods_selected":
-            dropped = set(change["old"] or ()) - set(new)
-            with self._lock:  # toggling a method off and on again asks for it afresh
-                for key in [*self._errors, *self._cancelled]:
-                    if key[0] in dropped:
-                        self._errors.pop(key, None)
-                        self._cancelled.discard(key)
-        self._refresh(schedule=True)
+            # toggling a method off and on again asks for it afresh
+            self._board.forget(set(change["old"] or ()) - set(new))
+        self._refresh()
 
     def _set_contrast(self, value: int | None) -> None:
         self._resolving = True
@@ -327,92 +360,79 @@ class SaliencyWidget(anywidget.AnyWidget):
             self._resolving = False
 
     def _runner_up(self) -> int:
-        """The best class other than the target (re-resolved whenever the target changes)."""
-        logits = self._logits.clone()
-        if logits.numel() < 2:
-            raise SaliencyError("a runner-up contrast needs a model with at least 2 classes")
-        logits[self.target] = float("-inf")
-        return int(logits.argmax())
+        """The best class other than the target, under the current weights."""
+        return self._prediction.runner_up(int(self.target))[0]
 
-    def _effective_contrast(self) -> int | None:
-        return None if self.contrast_mode == "none" else self.contrast
+    def _check_model(self) -> None:
+        """Re-predict when the weights changed since the last look (a cell trained the model)."""
+        now = fingerprint(self._model)
+        if now == self._fingerprint:
+            return
+        self._prediction = self._predict()
+        self._fingerprint = now
+        with self.hold_sync():
+            self.predictions = self._top_predictions()
+            if self.contrast_mode == "runner_up":
+                self._set_contrast(self._runner_up())
 
-    def _plan(self, method: str) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        """The cache key of ``method`` under the current selection, and its engine arguments."""
-        spec = METHODS.get(method)
-        given = dict(self.params.get(method, {}))
-        layer = given.pop("layer", None) or None
-        typed = {k: coerce(spec.defaults, method, k, v) for k, v in given.items()}
-        full = check_params(spec, typed)  # fills defaults: equal settings share a cache key
-        contrast = self._effective_contrast()
-        key = (method, freeze(full), layer, int(self.target), contrast)
-        kwargs = {"method": method, "target": int(self.target), "contrast": contrast,
-                  "layer": layer, **typed}
-        return key, kwargs
-
-    def _refresh(self, schedule: bool) -> None:
-        """Rebuild the panels from the selection and the cache; queue what is missing."""
+    def _refresh(self, schedule: bool = True) -> None:
+        """Show every selected panel from its pinned result or the cache; queue what is missing."""
         if not self._ready:
             return
-        with self._lock:
-            panels: list[dict[str, Any]] = []
-            jobs: list[Job] = []
+        with self._sync_lock:
+            self._check_model()
+            selection = Selection(params=self.params, target=int(self.target),
+                                  contrast_mode=self.contrast_mode, contrast=self.contrast,
+                                  model=(self._fingerprint, self._epoch))
+            planned = []
             for method in self.methods_selected:
                 try:
-                    key, kwargs = self._plan(method)
+                    key, kwargs = plan(selection, method, self._defaults[method])
+                    planned.append(Planned(method, key, kwargs))
                 except SaliencyError as err:
-                    panels.append(self._panel(method, None, "error", error=str(err)))
-                    continue
-                entry = self._cache.get(key)
-                if entry is not None:
-                    panels.append(self._panel(method, key, "ready", entry=entry))
-                elif key in self._errors:
-                    panels.append(self._panel(method, key, "error", error=self._errors[key]))
-                elif key in self._cancelled:
-                    panels.append(self._panel(method, key, "cancelled"))
-                else:
-                    panels.append(self._panel(method, key, "computing"))
-                    jobs.append(self._job(key, kwargs))
+                    planned.append(Planned(method, error=str(err)))
+            layout = self._board.lay_out(planned, self._objective)
             if schedule:
+                jobs = [self._job(p.key, p.kwargs) for p in layout.missing if p.key is not None]
+                for extra in self._extras:  # e.g. metric badges: after the maps
+                    jobs += extra.jobs(layout)
                 self._worker.schedule(jobs)
-            computing = [p for p in panels if p["state"] == "computing"]
-            failed = [p for p in panels if p["state"] == "error"]
             with self.hold_sync():
-                self.panels = panels
-                self.error = "\n".join(f"{p['label']}: {p['error']}" for p in failed)
-                self.status = "computing" if computing else "error" if failed else "idle"
-                if not computing:
+                if self.panels != layout.panels:
+                    self.panels = layout.panels
+                self.error = layout.error
+                self.status = layout.status
+                self.message = layout.message
+                if layout.status != "computing":
                     self.progress = 0.0
-                    self.message = ""
-                else:
-                    self.message = f"computing {', '.join(p['label'] for p in computing)}"
 
-    def _job(self, key: tuple[Any, ...], kwargs: dict[str, Any]) -> Job:
-        model, x, norm = self._model, self._prepared.x, self._prepared.normalization
-        seed, output = self._seed, self._output
-
-        def run(progress: Callable[[int, int], None], cancel: threading.Event) -> Any:
-            attr = attribute(model, x, seed=seed, normalization=norm, output=output,
-                             progress=progress, cancel=cancel, **kwargs)
-            values = attr.values.detach().to("cpu")
-            attr = dataclasses.replace(attr, values=values)  # cache on the CPU, not the GPU
-            signed = display_map(values, "signed")[0]
-            absolute = display_map(values, "absolute")[0] if values.shape[1] > 1 else None
-            return attr, signed, absolute
-
+    def _job(self, key: PanelKey, kwargs: dict[str, Any]) -> Job:
+        run = explain_job(self._model, self._prepared, kwargs, seed=self._seed,
+                          output=self._output, label=self._board.label(key.method))
         return Job(key=key, run=run, on_done=self._job_done, on_error=self._job_failed,
                    on_cancelled=self._job_cancelled, on_progress=self._job_progress)
 
     # -- worker callbacks (worker thread) ------------------------------------------------------
-    def _job_done(self, key: Hashable, entry: Any) -> None:
-        self._cache.put(key, entry)
-        self._refresh(schedule=False)
+    def _job_done(self, key: Hashable, result: Any) -> None:
+        weights, entry = result
+        assert isinstance(key, PanelKey)
+        record = entry.attribution
+        contrast = None if record.contrast is None else record.contrast[0]
+        # The job keys its result by the weights it really explained (retried if they moved).
+        done = PanelKey(method=key.method, params=key.params, layer=key.layer,
+                        target=record.target[0], contrast=contrast,
+                        model=(weights, key.model[1]))
+        with self._sync_lock:
+            self._board.done(done, entry)  # pinned: shown even if the cache cannot keep it
+        self._refresh()
 
     def _job_failed(self, key: Hashable, err: BaseException) -> None:
-        log.error("saliency widget: %s failed", key[0], exc_info=err)
-        with self._lock:
-            self._errors[key] = f"{type(err).__name__}: {err}"
+        label = self._board.label(key.method)  # type: ignore[attr-defined]
+        text = f"{type(err).__name__}: {err}" if not isinstance(err, SaliencyError) else str(err)
+        with self._sync_lock:
+            self._board.errors[key] = text
         self._refresh(schedule=False)
+        self._warn(f"saliency widget: {label} failed: {text}")
 
     def _job_cancelled(self, key: Hashable) -> None:
         self._refresh(schedule=False)
@@ -422,10 +442,22 @@ class SaliencyWidget(anywidget.AnyWidget):
         if now - self._last_progress < 0.1 and done < total:
             return
         self._last_progress = now
-        label = METHODS.get(key[0]).label
-        with self._lock, self.hold_sync():
+        label = self._board.label(key.method)  # type: ignore[attr-defined]
+        with self.hold_sync():
             self.progress = done / total if total else 0.0
             self.message = f"computing {label}: {done}/{total}"
+
+    def _internal_error(self, err: BaseException) -> None:
+        """A failure in the widget's own code (not in a method): shown and warned, never lost."""
+        text = f"internal error: {type(err).__name__}: {err}"
+        with self.hold_sync():
+            self.error = text
+            self.status = "error"
+        self._warn(f"saliency widget: {text}")
+
+    def _warn(self, message: str) -> None:
+        """A warning in the output of the cell that made the widget (see ``self._cell``)."""
+        self._cell.copy().run(warnings.warn, message, SaliencyWarning, 2)
 
     def _on_custom_msg(self, _: Any, content: Any, buffers: Any) -> None:
         kind = content.get("type") if isinstance(content, dict) else None
@@ -435,14 +467,18 @@ class SaliencyWidget(anywidget.AnyWidget):
             self.retry()
 
     # -- building trait values ---------------------------------------------------------------
-    def _predict(self) -> torch.Tensor:
-        """The logits of the image, from the engine's private copy of the model (eval mode)."""
-        with torch.no_grad(), explainable(self._model) as net:
-            out = select_output(net(self._prepared.x), self._output)
-        if out.dim() != 2 or out.shape[0] != 1:
-            raise SaliencyError(f"the model returned logits of shape {tuple(out.shape)}; the "
-                                f"widget needs (1, num_classes) for one image")
-        return out[0].detach().to("cpu", torch.float64)
+    def _predict(self) -> Prediction:
+        """The model's prediction for the image (engine's copy of the model, eval mode)."""
+        pred = predict(self._model, self._prepared.x, output=self._output, top_k=self._top_k)
+        if pred.logits.shape[0] != 1:
+            raise SaliencyError(f"the model returned logits of shape {tuple(pred.logits.shape)};"
+                                f" the widget needs (1, num_classes) for one image")
+        return pred
+
+    def _top_predictions(self) -> list[dict[str, Any]]:
+        p = self._prediction
+        return [{"index": int(i), "label": self._names[int(i)], "prob": float(v)}
+                for i, v in zip(p.top_classes[0].tolist(), p.top_probs[0].tolist())]
 
     def _describe_methods(self) -> list[dict[str, Any]]:
         layers = layer_choices(self._model)
@@ -459,31 +495,10 @@ class SaliencyWidget(anywidget.AnyWidget):
         names = list(dict.fromkeys(names))
         return {"names": names, "lut": to_payload(np.stack([colormap_lut(n) for n in names]))}
 
-    def _objective(self, key: tuple[Any, ...] | None) -> str:
+    def _objective(self, key: PanelKey) -> str:
         """What a panel explains, in words: "tabby" or "tabby rather than tiger cat"."""
-        if key is None:
-            return ""
-        target, contrast = key[3], key[4]
-        what = self._names[target]
-        return what if contrast is None else f"{what} rather than {self._names[contrast]}"
-
-    def _panel(self, method: str, key: tuple[Any, ...] | None, state: str, *,
-               entry: tuple[Attribution, np.ndarray, np.ndarray | None] | None = None,
-               error: str = "") -> dict[str, Any]:
-        label = METHODS.get(method).label
-        objective = self._objective(key)
-        panel: dict[str, Any] = {
-            "id": f"{method}:{state}" if key is None else key_id(key),
-            "method": method, "label": label, "objective": objective,
-            "title": f"{label} · {objective}" if objective else label, "state": state,
-            "error": error, "seconds": None, "target": None if key is None else key[3],
-            "contrast": None if key is None else key[4], "signed": None, "absolute": None}
-        if entry is not None:
-            attr, signed, absolute = entry
-            panel["seconds"] = float(attr.seconds)
-            panel["signed"] = to_payload(signed)
-            panel["absolute"] = None if absolute is None else to_payload(absolute)
-        return panel
+        what = self._names[key.target]
+        return what if key.contrast is None else f"{what} rather than {self._names[key.contrast]}"
 
 
 def show(model: nn.Module, image: Any, *, preprocess: Callable[[Any], Any] | None = None,

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.e2e
 
 QUICKSTART = Path(__file__).resolve().parents[2] / "notebooks" / "01_quickstart.ipynb"
 STATE = ("import json; print(json.dumps({'methods': w.methods_selected, 'target': w.target, "
-         "'contrast': w.contrast, 'status': w.status, 'label': int(data.labels[0])}))")
+         "'contrast': w.contrast, 'status': w.status, 'label': int(data.labels[3])}))")
 
 
 def _first_code_cell(path: Path) -> int:

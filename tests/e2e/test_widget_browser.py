@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
-from lab_harness import (JS_DIFF, JS_SNAPSHOT, ROOT, notebook, notebook_page, panel_canvas,
-                         wait_drawn)
+from lab_harness import (JS_CELL_TEXT, JS_DIFF, JS_SNAPSHOT, ROOT, notebook, notebook_page,
+                         panel_canvas, wait_drawn)
 
 pytestmark = pytest.mark.e2e
+
+TRIALS = 5  # timing samples per measurement in the tests (benchmarks/bench_widget.py takes 20+)
 
 SETUP = r'''
 import json
@@ -41,25 +43,26 @@ def state():
     print(json.dumps({"methods": w.methods_selected, "target": w.target, "contrast": w.contrast,
                       "mode": w.contrast_mode, "colormap": w.colormap, "opacity": w.opacity,
                       "status": w.status, "error": w.error,
-                      "panels": [[p["method"], p["state"]] for p in w.panels]}))
+                      "panels": [[p.method, p.state] for p in w.panels]}))
 print("TOP", TOP)
 '''
 OPEN = 'w = sw.show(model, image, labels=labels, methods=("grad_cam",), mean=MEAN, std=STD)'
 STATE = "state()"
 
+# Timings are taken by watching the DOM: a MutationObserver sees the canvas get its data-drawn
+# id (the draw that put the new map's pixels there) within the same task.
 JS_TOGGLE_TO_PIXELS = """async (method) => {
   const root = document.querySelector('.saliency-widget');
   const button = root.querySelector(`[data-testid=method-toggle][data-method=${method}]`);
-  const t0 = performance.now();
-  button.click();
+  const sel = `[data-testid=panel][data-method=${method}] canvas[data-drawn]`;
   return await new Promise((resolve, reject) => {
-    const tick = () => {
-      const c = root.querySelector(`[data-testid=panel][data-method=${method}] canvas[data-drawn]`);
-      if (c) return resolve(Number(c.dataset.drawnAt) - t0);
-      if (performance.now() - t0 > 120000) return reject(new Error('no pixels after 120 s'));
-      requestAnimationFrame(tick);
-    };
-    tick();
+    let t0 = 0;
+    const done = () => { observer.disconnect(); clearTimeout(timer); resolve(performance.now() - t0); };
+    const observer = new MutationObserver(() => { if (root.querySelector(sel)) done(); });
+    const timer = setTimeout(() => { observer.disconnect(); reject(new Error('no pixels after 120 s')); }, 120000);
+    observer.observe(root, {subtree: true, childList: true, attributes: true, attributeFilter: ['data-drawn']});
+    t0 = performance.now();
+    button.click();
   });
 }"""
 
@@ -70,7 +73,7 @@ JS_VIEWS = f"""() => Array.from(document.querySelectorAll('{ROOT} [data-testid=p
 @pytest.fixture(scope="module")
 def lab(server, browser, out_dir):
     base, root, log = server
-    (root / "widget.ipynb").write_text(json.dumps(notebook([SETUP, OPEN, STATE])))
+    (root / "widget.ipynb").write_text(json.dumps(notebook([SETUP, OPEN, "# failing", STATE])))
     with notebook_page(browser, f"{base}/lab/tree/widget.ipynb") as nb:
         nb.root_dir = root
         out = nb.run(0)
@@ -119,16 +122,18 @@ def test_toggle_adds_a_panel_and_time_to_pixels(lab, out_dir):
     state = lab.poll_python(STATE, lambda s: ["gradient", "ready"] in s["panels"])
     assert state["methods"] == ["grad_cam", "gradient"]
     cached = []
-    for _ in range(3):
+    for _ in range(TRIALS):
         toggle.click()  # off: the panel goes
         page.wait_for_function(f"() => !document.querySelector('{panel_canvas('gradient')}')")
         lab.poll_python(STATE, lambda s: s["methods"] == ["grad_cam"])
         cached.append(page.evaluate(JS_TOGGLE_TO_PIXELS, "gradient"))  # on: from the cache
-    # one more uncached sample, for another target (grad_cam is recomputed first)
-    toggle.click()
-    lab.poll_python(STATE, lambda s: s["methods"] == ["grad_cam"])
-    lab.python(f"w.target = {(lab.top + 7) % 1000}; w.wait(); state()")
-    uncached.append(page.evaluate(JS_TOGGLE_TO_PIXELS, "gradient"))
+    # more uncached samples, for other targets (grad_cam is recomputed first, off screen of
+    # the timing)
+    for k in range(1, TRIALS):
+        toggle.click()
+        lab.poll_python(STATE, lambda s: s["methods"] == ["grad_cam"])
+        lab.python(f"w.target = {(lab.top + 7 * k) % 1000}; w.wait(); state()")
+        uncached.append(page.evaluate(JS_TOGGLE_TO_PIXELS, "gradient"))
     lab.python(f"w.target = {lab.top}; w.wait(); state()")
     page.wait_for_function(  # both panels show the top class again (its label is the <img> one)
         f"""() => Array.from(document.querySelectorAll('{ROOT} [data-testid=panel]'))
@@ -137,10 +142,11 @@ def test_toggle_adds_a_panel_and_time_to_pixels(lab, out_dir):
     result = {"model": "resnet18 (random weights), 224x224, kernel on 1 thread",
               "uncached_ms": [round(v, 1) for v in uncached],
               "cached_ms": [round(v, 1) for v in cached],
+              "uncached_median_ms": round(statistics.median(uncached), 1),
               "cached_median_ms": round(statistics.median(cached), 1)}
     (out_dir / "toggle_timings.json").write_text(json.dumps(result, indent=2))
     print("\ntime from toggle to pixels (gradient):", json.dumps(result))
-    assert statistics.median(cached) < min(uncached), result  # the cache is really used
+    assert statistics.median(cached) < statistics.median(uncached), result  # the cache is used
 
 
 def test_choosing_a_contrast_class_changes_python_and_the_map(lab):
@@ -156,10 +162,24 @@ def test_choosing_a_contrast_class_changes_python_and_the_map(lab):
     assert page.evaluate(JS_DIFF, ["plain", "contrast"]) > 1000
     objective = page.locator(f"{ROOT} [data-testid=panel][data-method=gradient] [data-testid=objective]")
     assert objective.inner_text().endswith(" rather than " + lab.label(contrast))
+    # a self-contrast is blank by definition: the panel says so in words, with no colour scale
+    page.select_option(f"{ROOT} [data-testid=contrast-select]", str(lab.top))
+    lab.poll_python(STATE, lambda s: s["contrast"] == lab.top and s["status"] == "idle")
+    note = page.locator(f"{ROOT} [data-testid=panel][data-method=gradient] [data-testid=panel-note]")
+    note.wait_for(state="visible")
+    assert "same class" in note.inner_text() and note.get_attribute("data-kind") == "blank"
+    scale = page.locator(f"{ROOT} [data-testid=panel][data-method=gradient] .sw-colorbar-row")
+    assert scale.evaluate("el => getComputedStyle(el).visibility") == "hidden"
     # runner-up: Python resolves the class and the selector shows it
     page.select_option(f"{ROOT} [data-testid=contrast-select]", "runner-up")
     state = lab.poll_python(STATE, lambda s: s["mode"] == "runner_up" and s["contrast"] is not None)
     assert state["contrast"] != state["target"]
+    assert scale.evaluate("el => getComputedStyle(el).visibility") == "visible"
+    # the sliders' ranges are the traits' bounds
+    for name, testid in (("clip_percentile", "clip"), ("threshold", "threshold"), ("opacity", "opacity")):
+        bounds = json.loads(lab.python(f"print(json.dumps(w.limits[{name!r}]))").strip().splitlines()[-1])
+        slider = page.locator(f"{ROOT} [data-testid={testid}]")
+        assert [float(slider.get_attribute("min")), float(slider.get_attribute("max"))] == bounds
 
 
 def test_zoom_and_pan_keep_the_panels_linked(lab, out_dir):
@@ -241,6 +261,26 @@ def test_predictions_search_parameters_and_download(lab):
     assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+FAILING = r'''
+mlp = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(3 * 32 * 32, 4)).eval()
+bad = sw.show(mlp, image[:32, :32], methods=("grad_cam",))  # no conv layer: Grad-CAM fails
+'''
+
+
+def test_a_background_failure_reaches_the_cell_and_the_widget(lab):
+    page = lab.page
+    lab.run(2, FAILING)  # the failure happens in the worker thread, after the cell has run
+    page.wait_for_function(f"(i) => ({JS_CELL_TEXT})(i).includes('Grad-CAM failed')", arg=2,
+                           timeout=60_000)
+    text = page.evaluate(JS_CELL_TEXT, 2)
+    assert "SaliencyWarning" in text and "could not choose a layer" in text, text
+    widget = page.locator(ROOT).nth(1)
+    widget.locator("[data-testid=error]").wait_for(state="visible")
+    assert "Grad-CAM: could not choose a layer" in widget.locator("[data-testid=error]").inner_text()
+    assert widget.locator("[data-testid=status]").get_attribute("data-status") == "error"
+    lab.run(2, "bad.close(); print('closed')")
+
+
 def test_saved_state_shows_the_panels_in_the_nbconvert_html(lab, browser, embed_assets, out_dir):
     lab.save()
     saved = json.loads((lab.root_dir / "widget.ipynb").read_text())
@@ -293,35 +333,51 @@ small = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(),
 w = sw.show(small, big, labels=labels, methods=("gradient",))
 '''
 
-JS_RESTYLE_TIME = """async () => {
-  // a display control (opacity): recolour every panel in JS, no kernel round trip
+JS_RESTYLE_TIME = """async (opacity) => {
+  // a display control (opacity): recolour every panel in JS, no kernel round trip. Done when
+  // every canvas's pixels have changed (a hash of every 7th byte of the whole canvas).
   const root = document.querySelector('.saliency-widget');
   const slider = root.querySelector('[data-testid=opacity]');
   const canvases = Array.from(root.querySelectorAll('[data-testid=panel] canvas'));
+  const hash = (c) => {
+    const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    let s = 0; for (let i = 0; i < d.length; i += 7) s = (s * 31 + d[i]) | 0; return s;
+  };
+  const before = canvases.map(hash);
   const t0 = performance.now();
-  slider.value = '0.3';
+  slider.value = String(opacity);
   slider.dispatchEvent(new Event('input', {bubbles: true}));
-  await new Promise((resolve) => {
-    const tick = () => canvases.every(c => Number(c.dataset.drawnAt) > t0) ? resolve() : requestAnimationFrame(tick);
+  await new Promise((resolve, reject) => {
+    const tick = () => {
+      if (canvases.every((c, i) => hash(c) !== before[i])) return resolve();
+      if (performance.now() - t0 > 10000) return reject(new Error('no redraw after 10 s'));
+      requestAnimationFrame(tick);
+    };
     tick();
   });
   return performance.now() - t0;
 }"""
 
-JS_ZOOM_FRAME_TIME = """async () => {
-  // ten wheel steps, one per frame: the mean time from a wheel event to its redraw
+JS_ZOOM_FRAME_TIME = """async (steps) => {
+  // wheel steps, one per frame: the time from a wheel event to the redraw it causes (the
+  // canvas's data-zoom changes in the same draw that paints the new view)
   const c = document.querySelector('.saliency-widget [data-testid=panel] canvas');
   const times = [];
-  for (let i = 0; i < 10; i++) {
+  for (let i = 0; i < steps; i++) {
+    const before = c.dataset.zoom;
     const t0 = performance.now();
-    c.dispatchEvent(new WheelEvent('wheel', {deltaY: -60, clientX: 100, clientY: 100, bubbles: true, cancelable: true}));
-    await new Promise((resolve) => {
-      const tick = () => Number(c.dataset.drawnAt) > t0 ? resolve() : requestAnimationFrame(tick);
-      tick();
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('no redraw after 10 s')), 10000);
+      const observer = new MutationObserver(() => {
+        if (c.dataset.zoom !== before) { observer.disconnect(); clearTimeout(timer); resolve(); }
+      });
+      observer.observe(c, {attributes: true, attributeFilter: ['data-zoom']});
+      c.dispatchEvent(new WheelEvent('wheel', {deltaY: i % 2 ? 60 : -90, clientX: 100, clientY: 100, bubbles: true, cancelable: true}));
     });
     times.push(performance.now() - t0);
+    await new Promise((r) => requestAnimationFrame(r));
   }
-  return {mean: times.reduce((a, b) => a + b) / times.length, max: Math.max(...times), zoom: c.dataset.zoom};
+  return {times, zoom: c.dataset.zoom};
 }"""
 
 
@@ -344,12 +400,15 @@ def test_notebook7_with_a_1024_input(server, browser, out_dir):
         state = nb.poll_python(STATE, lambda s: s["methods"] == ["gradient", "grad_cam"]
                                and s["status"] == "idle")
         assert state["panels"] == [["gradient", "ready"], ["grad_cam", "ready"]]
-        restyle_ms = page.evaluate(JS_RESTYLE_TIME)
-        zoom = page.evaluate(JS_ZOOM_FRAME_TIME)
+        restyle = [page.evaluate(JS_RESTYLE_TIME, 0.3 if i % 2 == 0 else 0.6)
+                   for i in range(TRIALS)]
+        zoom = page.evaluate(JS_ZOOM_FRAME_TIME, TRIALS)
         assert float(zoom["zoom"]) > 1
-        result = {"input": "1024x1024, 2 panels", "opacity_change_to_pixels_ms": round(restyle_ms, 1),
-                  "wheel_to_redraw_ms_mean": round(zoom["mean"], 1),
-                  "wheel_to_redraw_ms_max": round(zoom["max"], 1)}
+        result = {"input": "1024x1024, 2 panels",
+                  "opacity_change_to_pixels_ms": [round(v, 1) for v in restyle],
+                  "opacity_change_to_pixels_median_ms": round(statistics.median(restyle), 1),
+                  "wheel_to_redraw_ms": [round(v, 1) for v in zoom["times"]],
+                  "wheel_to_redraw_median_ms": round(statistics.median(zoom["times"]), 1)}
         (out_dir / "large_input_timings.json").write_text(json.dumps(result, indent=2))
         print("\n1024x1024 display timings:", json.dumps(result))
         page.screenshot(path=str(out_dir / "notebook7.png"), full_page=True)

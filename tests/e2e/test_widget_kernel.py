@@ -22,7 +22,7 @@ image = (np.arange(32 * 48 * 3) % 251).astype(np.uint8).reshape(32, 48, 3)
 ''',
     'w = sw.show(model, image, methods=("gradient", "grad_cam"))',   # assigned: shown by show()
     'sw.show(model, image, methods=("gradient",))',                  # last expression: once too
-    'print(w.wait(60), w.status, [p["state"] for p in w.panels])',
+    'print(w.wait(60), w.status, [p.state for p in w.panels])',
 ]
 
 
@@ -37,12 +37,18 @@ def test_show_displays_once_and_the_stored_state_has_the_maps(tmp_path):
     assert [len(v) for v in views] == [0, 1, 1, 0]
     assert nb.cells[3].outputs[0]["text"].strip() == "True idle ['ready', 'ready']"
     model_id = views[1][0]["data"]["application/vnd.jupyter.widget-view+json"]["model_id"]
-    saved = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"][model_id]
+    states = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    saved = states[model_id]
     state = saved["state"]
     assert state["methods_selected"] == ["gradient", "grad_cam"]
-    assert [p["state"] for p in state["panels"]] == ["ready", "ready"]
     buffers = {tuple(b["path"]): base64.b64decode(b["data"]) for b in saved["buffers"]}
     image = np.frombuffer(buffers[("image", "view")], np.uint8).reshape(32, 48, 3)
     assert image[0, 0].tolist() == [0, 1, 2]  # the picture, byte for byte
-    signed = np.frombuffer(buffers[("panels", 0, "signed", "view")], np.float32)
-    assert signed.size == 32 * 48 and np.abs(signed).max() > 0
+    # each panel is a child model of its own, saved with its maps
+    panels = [states[ref.removeprefix("IPY_MODEL_")] for ref in state["panels"]]
+    assert [p["state"]["method"] for p in panels] == ["gradient", "grad_cam"]
+    assert [p["state"]["state"] for p in panels] == ["ready", "ready"]
+    for panel in panels:
+        maps = {tuple(b["path"]): base64.b64decode(b["data"]) for b in panel["buffers"]}
+        signed = np.frombuffer(maps[("signed", "view")], np.float32)
+        assert signed.size == 32 * 48 and np.abs(signed).max() > 0

@@ -4,6 +4,6 @@ import { slider } from "./slider";
 /** Percentile clipping: the colour range ignores values above this percentile. */
 export function clipControl(model: WidgetModel, parent: HTMLElement): () => void {
   return slider(model, parent, "clip_percentile", {
-    label: "clip at percentile", min: 90, max: 100, step: 0.1, testid: "clip", format: (v) => v.toFixed(1),
+    label: "clip at percentile", step: 0.1, testid: "clip", format: (v) => v.toFixed(1),
   });
 }

@@ -1,14 +1,18 @@
 import { h, on } from "../dom";
+import type { PanelView } from "../panels";
 
 /** Save the panels as one PNG (titles included), straight from the browser. */
-export function downloadButton(parent: HTMLElement, root: HTMLElement): () => void {
+export function downloadButton(parent: HTMLElement, views: Map<string, PanelView>): () => void {
   const button = h("button", { type: "button", class: "sw-button", "data-testid": "download", text: "download PNG" });
   parent.append(button);
   return on(button, "click", () => {
-    const panels = Array.from(root.querySelectorAll<HTMLElement>("[data-testid=panel]"));
-    if (!panels.length) return;
-    const canvases = panels.map((p) => p.querySelector("canvas.sw-canvas") as HTMLCanvasElement);
-    const titles = panels.map((p) => p.title); // "label · target rather than contrast"
+    // in display order: the order of the views' elements in the panel grid
+    const shown = [...views.values()].sort((a, b) =>
+      a.root.compareDocumentPosition(b.root) & Node.DOCUMENT_POSITION_FOLLOWING ? -1 : 1,
+    );
+    if (!shown.length) return;
+    const canvases = shown.map((p) => p.canvas);
+    const titles = shown.map((p) => p.root.title); // "label · target rather than contrast"
     const gap = 12;
     const head = 28;
     const w = canvases.reduce((s, c) => s + c.width + gap, gap);

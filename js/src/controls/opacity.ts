@@ -3,6 +3,6 @@ import { slider } from "./slider";
 
 export function opacityControl(model: WidgetModel, parent: HTMLElement): () => void {
   return slider(model, parent, "opacity", {
-    label: "opacity", min: 0, max: 1, step: 0.05, testid: "opacity", format: (v) => `${Math.round(v * 100)}%`,
+    label: "opacity", step: 0.05, testid: "opacity", format: (v) => `${Math.round(v * 100)}%`,
   });
 }

@@ -1,5 +1,6 @@
-// A labelled range input bound to one numeric trait. The view updates at once (model.set fires
-// local listeners); the value reaches Python at most every 150 ms (save_changes is one message).
+// A labelled range input bound to one numeric trait. Its range is the trait's own bounds (the
+// `limits` trait), so the slider never disagrees with Python. The view updates at once (model.set
+// fires local listeners); the value reaches Python at most every 150 ms (one message).
 import { h, on } from "../dom";
 import type { Model, WidgetModel } from "../model";
 
@@ -9,9 +10,10 @@ export function slider(
   model: WidgetModel,
   parent: HTMLElement,
   key: NumericKey,
-  opts: { label: string; min: number; max: number; step: number; testid: string; format: (v: number) => string },
+  opts: { label: string; step: number; testid: string; format: (v: number) => string },
 ): () => void {
-  const input = h("input", { type: "range", min: opts.min, max: opts.max, step: opts.step, "data-testid": opts.testid, "aria-label": opts.label });
+  const [min, max] = model.get("limits")[key];
+  const input = h("input", { type: "range", min, max, step: opts.step, "data-testid": opts.testid, "aria-label": opts.label });
   const value = h("span", { class: "sw-value" });
   parent.append(h("label", { class: "sw-field" }, h("span", { class: "sw-field-label", text: opts.label }), input, value));
   let timer: ReturnType<typeof setTimeout> | null = null;

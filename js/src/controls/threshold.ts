@@ -4,6 +4,6 @@ import { slider } from "./slider";
 /** Show only the top k % of pixels. */
 export function thresholdControl(model: WidgetModel, parent: HTMLElement): () => void {
   return slider(model, parent, "threshold", {
-    label: "show top", min: 1, max: 100, step: 1, testid: "threshold", format: (v) => `${Math.round(v)}%`,
+    label: "show top", step: 1, testid: "threshold", format: (v) => `${Math.round(v)}%`,
   });
 }
