@@ -27,6 +27,7 @@ import torch
 import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
+from torch.fx.operator_schemas import normalize_function
 
 _FORWARD_HOOKS = ("_forward_hooks", "_forward_pre_hooks", "_forward_hooks_with_kwargs",
                   "_forward_pre_hooks_with_kwargs")
@@ -107,9 +108,14 @@ def _mutated_arg(root: nn.Module, node: fx.Node) -> Any:
         inplace = bool(getattr(root.get_submodule(node.target), "inplace", False))
     elif node.op == "call_function":
         name = getattr(node.target, "__name__", "")
-        inplace = (node.kwargs.get("inplace") is True or name.endswith("_")
-                   or (name.startswith("__i") and node.target is not operator.invert)
-                   or name in ("iadd", "isub", "imul", "itruediv"))
+        try:  # ``inplace`` may be passed by position: F.relu(x, True)
+            named = normalize_function(node.target, node.args, node.kwargs,
+                                       normalize_to_only_use_kwargs=True)
+        except Exception:  # noqa: BLE001 - a signature it cannot bind: look at kwargs only
+            named = None
+        flags = named.kwargs if named is not None else node.kwargs
+        inplace = (flags.get("inplace") is True or name.endswith("_")
+                   or name in ("iadd", "isub", "imul", "itruediv", "iand", "ior", "ixor"))
     elif node.op == "call_method":
         inplace = str(node.target).endswith("_")
     else:
