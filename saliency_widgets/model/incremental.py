@@ -40,9 +40,9 @@ from .graph import Merge, Pointwise, Untraceable, Window, label, rule_for, run_n
 #   image at ~24 per chunk) and ~20 µs per plain module call and chunk of 4 (_CALL_PLAIN);
 # * a call pays once: tracing and planning (_FIXED, ~10 ms) and three full forward passes
 #   (probing the shapes, the cached pass, and checking the graph against the model).
-# The model is conservative there: modelled 2.0×, measured ≥ 2.5× for resnet18 at 224 px (see
-# docs/bench_occlusion_incremental.md), and of the crossovers 0.3 / 0.5 / 1.0 and its own
-# choice (0.86: up to layer3.1.conv1) its own measured fastest.
+# The model is conservative there: modelled 2.0×, measured ≥ 2.5× per window for resnet18 at
+# 224 px (benchmarks/bench_occlusion_incremental.py), and of the crossovers 0.3 / 0.5 / 1.0 and
+# its own choice (0.86: up to layer3.1.conv1) its own measured fastest.
 _SLOW = 1.0
 _MEM = 300.0
 _CALL = 7e6 / 24
