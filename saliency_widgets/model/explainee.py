@@ -25,8 +25,10 @@ from ..errors import SaliencyError, SaliencyWarning
 from ..work import Work
 from .attention import attention_blocks, explicit_attention, token_head
 from .bias import bias_layers
+from .graph import Untraceable
 from .heads import gap_linear_head, record_linear_calls
 from .hooks import ablate_channels, capture_layer, capture_outputs, fresh_inputs, guided_relus
+from .incremental import Occluder
 from .layers import ResolvedLayer, resolve_layer
 from .objective import Objective
 
@@ -95,14 +97,18 @@ class Explainee:
 
     # --- logits and scores -------------------------------------------------------------------
     def logits(self, xb: torch.Tensor) -> torch.Tensor:
-        out = select_output(self.model(xb), self.output)
-        if out.dim() == 1 and xb.shape[0] == 1:
+        return self._checked(self.model(xb), xb.shape[0])
+
+    def _checked(self, out: Any, n: int) -> torch.Tensor:
+        """The logits selected from a model output for a batch of ``n``, shape-checked."""
+        out = select_output(out, self.output)
+        if out.dim() == 1 and n == 1:
             raise SaliencyError(f"the model returned shape {tuple(out.shape)} for a batch of 1: "
                                 f"it looks squeezed; remove .squeeze() from the model's forward "
                                 f"so it returns (B, classes) logits")
-        if out.dim() != 2 or out.shape[0] != xb.shape[0]:
+        if out.dim() != 2 or out.shape[0] != n:
             raise SaliencyError(f"the model must return (B, classes) logits; for a batch of "
-                                f"{xb.shape[0]} it returned shape {tuple(out.shape)}. Select "
+                                f"{n} it returned shape {tuple(out.shape)}. Select "
                                 f"the logits with output=, or flatten extra dimensions")
         self.objective.check_classes(out.shape[1])
         return out
@@ -290,6 +296,48 @@ class Explainee:
         if cap.output is None:
             raise SaliencyError(f"layer {layer.name!r} did not run in the forward pass")
         return s, layer.to_grid(cap.output)
+
+    def occluder(self, x: torch.Tensor, window: tuple[int, int],
+                 origins: torch.Tensor) -> Occluder:
+        """An incremental evaluator of ``x``'s images occluded by windows at ``origins``
+        (``model/incremental.py``); raises :class:`~.graph.Untraceable` where there is none."""
+        return Occluder(self.model, x[:1], window, origins)
+
+    def occluded_logits(self, occ: Occluder, x: torch.Tensor, base: torch.Tensor, b: int,
+                        index: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of image ``b`` of ``x`` (``index=None``) or of its copies with the windows
+        ``index`` filled with ``base`` (broadcastable to ``x``), computed incrementally."""
+        base_b = base[b:b + 1] if base.shape[0] > 1 else base
+        out = occ.prime(x[b:b + 1], base_b, key=b)
+        if index is not None:
+            out = occ(index)
+        return self._checked(out, 1 if index is None else index.numel())
+
+    def occluded_scores(self, occ: Occluder, x: torch.Tensor, base: torch.Tensor, b: int,
+                        index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` objective of image ``b`` with the windows ``index`` filled (incrementally)."""
+        with torch.no_grad():
+            return self._scores(self.occluded_logits(occ, x, base, b, index), rows, False)
+
+    def occluder_reference(self, occ: Occluder, x: torch.Tensor,
+                           base: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` objective of each unoccluded image as ``occ`` computes it, after checking
+        that its logits equal the model's; raises :class:`~.graph.Untraceable` otherwise (a
+        traced graph can differ from ``forward``, e.g. where Python code depends on values)."""
+        refs = []
+        with torch.no_grad():
+            for b in range(x.shape[0]):
+                self.work.check_cancel()
+                got = self.occluded_logits(occ, x, base, b)
+                want = self.logits(x[b:b + 1])
+                scale = float(want.abs().max()) or 1.0
+                gap = float((got - want).abs().max())
+                if not gap <= torch.finfo(x.dtype).eps ** 0.5 * scale:
+                    raise Untraceable(f"the traced graph's logits differ from the model's by "
+                                      f"{gap:.3g} (image {b}): the forward depends on more than "
+                                      f"torch.fx records")
+                refs.append(self._scores(got, torch.tensor([b], device=x.device), False))
+        return torch.cat(refs)
 
     def layers_grad(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
                     original: bool = False
