@@ -11,7 +11,7 @@ from .errors import Cancelled, SaliencyError, SaliencyWarning
 from .reduce import reduce_channels
 from .sanity import data_randomization
 from .validation import ValidationTable, validate
-from .widget import SaliencyWidget, show
+from .widget import ExplorerWidget, SaliencyWidget, explore, show
 from . import demo  # noqa: E402  (sw.demo: the built-in data set and models)
 from .agreement import agreement
 from .attacks import AttackResult, attack, attack_sweep
@@ -22,5 +22,6 @@ __all__ = ["Attribution", "Cancelled", "MetricResult", "Prediction", "SaliencyEr
            "data_randomization", "evaluate", "fingerprint", "list_methods", "list_metrics",
            "predict", "reduce_channels", "show", "validate"]
 __all__ += ["AttackResult", "agreement", "attack", "attack_sweep"]
+__all__ += ["ExplorerWidget", "explore"]
 __all__ += ["Audit", "audit", "load_audit"]
 __version__ = "0.1.0"

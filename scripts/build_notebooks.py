@@ -435,8 +435,22 @@ def auditing() -> list:
              '                 f"on shape {row[\'relevance_mass:grad_cam\']:.2f}", fontsize=7)',
              '    ax.axis("off")',
              "fig.tight_layout()"),
-        # EXPLORER: the lead adds the explorer here (md + code: sw.explore(audit) opened on the
-        # errors, e.g. filter={"correct": False}), between the review list and "Reopening".
+        md("## The explorer",
+           "",
+           "The same, interactively: `sw.explore` pages through the audit (sort by any column, "
+           "filter by correctness, class, group or a confusion cell: click a cell), shows the "
+           "mean maps per class, group or cell beside the disparity, and SpRAy's clusters of a "
+           "chosen class. Clicking a thumbnail opens that image below in the single-image "
+           "widget, explaining the prediction rather than the true class. It opens here on the "
+           "errors, the most confident first."),
+        code("explorer = sw.explore(audit, (x, labels), model=hans, labels=CLASSES)",
+             'explorer.filter = {"correct": "wrong"}',
+             'explorer.sort_by, explorer.descending = "loss", True',
+             'explorer.mean_by = "group"',
+             "explorer.selected = int(explorer.page_rows[0][\"idx\"])   # opens the detail view",
+             "explorer.wait()",
+             'print(explorer.total, "errors; the detail view explains",',
+             '      CLASSES[explorer.detail.target], "rather than", CLASSES[explorer.detail.contrast])'),
         md("## Reopening, and larger audits",
            "",
            "The folder is the audit: `sw.load_audit(path)` opens it in another session, and "

@@ -204,6 +204,17 @@ class Source:
                                     f"output row per item")
             yield self._finish(k, start, x, labels, masks, groups)
 
+    def example(self, i: int) -> torch.Tensor:
+        """Return example ``i``'s image ``(C, H, W)`` as the model takes it (one read)."""
+        if not 0 <= i < self.length:
+            raise SaliencyError(f"index {i} is out of range for a data set of {self.length}")
+        if self._tensors is not None:
+            return self._tensors[0][i]
+        from torch.utils.data import default_collate
+
+        items = (self._collate or default_collate)([self._dataset[i]])
+        return self._parse(items)[0][0]
+
     def _parse(self, items: Any) -> tuple[torch.Tensor, torch.Tensor, Any, Any]:
         if isinstance(items, dict):
             missing = [key for key in ("image", "label") if key not in items]

@@ -39,6 +39,7 @@ from ..render.heatmap import SIGNS
 from .assets import COLORMAPS, bundle, colormap_lut, known_colormap
 from .board import Board, Extra, Planned
 from .compute import explain_job
+from .display import DisplayOnce, shown
 from .image import Prepared, prepare
 from .jobs import Job, Worker
 from .labels import resolve_labels
@@ -51,7 +52,7 @@ from .sync import LockedSync
 _DISPLAY = ("colormap", "opacity", "sign", "clip_percentile", "threshold")
 
 
-class SaliencyWidget(LockedSync, anywidget.AnyWidget):
+class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
     """Heatmaps of several attribution methods over one image, side by side, zoom linked.
 
     Open it with :func:`show`. Traits listed under "Testing contract" in the README are stable.
@@ -121,6 +122,7 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         self._output = output
         self._seed = seed
         self._top_k = top_k
+        self._prepare = (preprocess, mean, std)
         self._prepared: Prepared = prepare(model, image, preprocess, mean, std)
         self._epoch = 0
         self._fingerprint = fingerprint(model)
@@ -130,7 +132,6 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         self._resolving = False
         self._ready = False
         self._last_progress = 0.0
-        self._suppress_display_at: int | None = None
         # The context of the cell that made the widget: in a Jupyter kernel it names that cell,
         # so a warning raised later by the worker thread lands in this cell's output (JupyterLab
         # shows output that arrives after a cell finished). The worker itself runs outside it:
@@ -211,6 +212,41 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
             self._board.forget()
         self._refresh()
 
+    def set_image(self, image: Any, *, target: int | None = None,
+                  contrast: int | str | None = None) -> None:
+        """Explain another image with the same model, methods, parameters and display settings.
+
+        ``image`` is taken as in :func:`show` (same ``preprocess`` / ``mean`` / ``std``).
+        ``target`` None means the predicted class; ``contrast`` an index, ``"runner_up"`` or None.
+        """
+        prepared = prepare(self._model, image, *self._prepare)
+        with self._sync_lock:
+            self._worker.cancel()
+            self._prepared = prepared
+            self._epoch += 1  # every key changes: maps of the last image are never shown here
+            self._board.forget()
+            self._prediction = self._predict()
+            self._fingerprint = fingerprint(self._model)
+            ready, self._ready = self._ready, False  # one refresh at the end, not one per trait
+            try:
+                with self.hold_sync():
+                    self.image = to_payload(prepared.display)
+                    self.predictions = self._top_predictions()
+                    self.target = (int(self._prediction.top_classes[0, 0]) if target is None
+                                   else target)
+                    if isinstance(contrast, str):
+                        self.contrast_mode = "runner_up"
+                        self.contrast = self._runner_up()
+                    elif contrast is not None:
+                        self.contrast_mode = "class"
+                        self.contrast = contrast
+                    else:
+                        self.contrast_mode = "none"
+                        self.contrast = None
+            finally:
+                self._ready = ready
+        self._refresh()
+
     def cancel(self) -> None:
         """Stop the running computation and drop the queued ones (their panels say so)."""
         with self._sync_lock:
@@ -255,23 +291,6 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         if board is not None:
             board.close()
         super().close()
-
-    def _ipython_display_(self) -> None:
-        # sw.show() displays the widget and returns it; when that call ends a cell, IPython would
-        # display the returned widget a second time. Skip exactly that one display.
-        from IPython import get_ipython
-        from IPython.display import display
-
-        ip = get_ipython()
-        count = getattr(ip, "execution_count", None)
-        if self._suppress_display_at is not None and self._suppress_display_at == count:
-            self._suppress_display_at = None
-            return
-        data = self._repr_mimebundle_()
-        if isinstance(data, tuple):
-            display(data[0], metadata=data[1], raw=True)
-        elif data:
-            display(data, raw=True)
 
     # -- validation ----------------------------------------------------------------------------
     def _check_class(self, value: int | None, what: str) -> None:
@@ -525,15 +544,5 @@ def show(model: nn.Module, image: Any, *, preprocess: Callable[[Any], Any] | Non
         ``output`` (which model output holds the logits), ``seed``, and the display options
         ``colormap``, ``opacity``, ``sign``, ``clip_percentile``, ``threshold``.
     """
-    widget = SaliencyWidget(model, image, preprocess=preprocess, labels=labels, methods=methods,
-                            mean=mean, std=std, **options)
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
-        return widget
-    ip = get_ipython()
-    if ip is not None and getattr(ip, "kernel", None) is not None:
-        display(widget)
-        widget._suppress_display_at = getattr(ip, "execution_count", None)
-    return widget
+    return shown(SaliencyWidget(model, image, preprocess=preprocess, labels=labels,
+                                methods=methods, mean=mean, std=std, **options))
