@@ -19,13 +19,10 @@ from .model.copy import explainable, unwrap
 from .model.explainee import Explainee, OutputSelector, select_output
 from .model.version import fingerprint as _fingerprint
 from .model.objective import Objective
-from .registry import METHODS, METRICS, Spec, unknown_param_message
+from .registry import METHODS, METRICS, Spec
 from .work import Work
 
 _HALF = (torch.float16, torch.bfloat16)
-# metric parameters a metric resolves itself (defaults that depend on the input or the record):
-# they go to MetricResult.params, every other note to extras
-_RESOLVED = ("baseline", "tolerance", "samples", "normalize")
 
 
 def list_methods() -> list[dict[str, Any]]:
@@ -108,22 +105,9 @@ def fingerprint(model: nn.Module) -> int:
 
 
 def check_params(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
-    """Fill in defaults; SmoothGrad's base-method parameters are checked against the base."""
-    if spec.name != "smoothgrad":
-        return spec.check_params(params)
-    own = set(spec.defaults)
-    mine = spec.check_params({k: v for k, v in params.items() if k in own})
-    base = METHODS.get(mine["base"])
-    if mine["base_params"] is not None and not isinstance(mine["base_params"], dict):
-        raise SaliencyError(f"smoothgrad: base_params must be a dict of the base method's "
-                            f"parameters, got {type(mine['base_params']).__name__}")
-    extra = {**{k: v for k, v in params.items() if k not in own}, **(mine["base_params"] or {})}
-    for key in extra:
-        if key not in base.defaults:
-            raise SaliencyError(unknown_param_message(f"smoothgrad (base {base.name!r})", key,
-                                                      list(own) + list(base.defaults)))
-    # The base's parameters stay nested: a name may be both SmoothGrad's and the base's (samples).
-    return {**mine, "base_params": base.check_params(extra)}
+    """Return ``params`` checked against the registry, with defaults filled in (see
+    :meth:`Spec.check_params`: choices, validators, a wrapped method's parameters)."""
+    return spec.check_params(params)
 
 
 def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: str,
@@ -209,15 +193,14 @@ def _method_call(method: str, params: dict[str, Any], layer: Any,
     """The method's spec and its checked parameters; refuses a layer it does not use, and a
     contrast for a class-agnostic method."""
     spec = METHODS.get(method)
-    full = check_params(spec, params)
-    uses_layer = spec.uses_layer or (spec.name == "smoothgrad"
-                                     and METHODS.get(full["base"]).uses_layer)
-    if layer is not None and not uses_layer:
-        raise SaliencyError(f"method {spec.name!r} does not use a layer; drop layer= or pick a "
-                            f"CAM method (grad_cam, grad_cam_plusplus, score_cam, guided_grad_cam)")
-    agnostic = spec if spec.name != "smoothgrad" else METHODS.get(full["base"])
-    if contrast is not None and agnostic.class_agnostic:
-        raise SaliencyError(f"method {agnostic.name!r} is class-agnostic: its map does not depend "
+    full = spec.check_params(params)
+    acting = spec.acting(full)  # SmoothGrad acts as its base: its layer, its class-agnosticism
+    if layer is not None and not acting.uses_layer:
+        users = ", ".join(n for n in METHODS.names() if METHODS.get(n).uses_layer)
+        raise SaliencyError(f"method {acting.name!r} does not use a layer; drop layer= or pick "
+                            f"a method that reads one ({users})")
+    if contrast is not None and acting.class_agnostic:
+        raise SaliencyError(f"method {acting.name!r} is class-agnostic: its map does not depend "
                             f"on the target, so contrast={contrast!r} cannot change it; drop "
                             f"contrast= or pick a class-specific method")
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -321,10 +304,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
                         curve=None if scored.curve is None else scored.curve.detach().cpu(),
                         curve_x=None if scored.curve_x is None else scored.curve_x.cpu(),
                         higher_is_better=bool(spec.higher_is_better),
-                        params={**full, **{k: v for k, v in mc.extras.items()
-                                           if k in _RESOLVED}},
-                        extras={k: v for k, v in mc.extras.items()
-                                if k not in _RESOLVED},
+                        params={**full, **mc.resolved}, extras=dict(mc.extras),
                         seconds=time.perf_counter() - started)
 
 

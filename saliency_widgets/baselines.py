@@ -15,9 +15,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .checks import Open
 from .errors import SaliencyError
 
 NAMED_BASELINES = ("black", "blur", "uniform", "mean")
+# A baseline parameter's declared choices: the names, or a number or tensor in input space.
+BASELINE = Open(NAMED_BASELINES, "a number or a tensor in the model's input space")
+# A reference set: a tensor (R, C, H, W), or one reference as a baseline.
+REFERENCES = Open(NAMED_BASELINES, "a number, or a tensor (R, C, H, W) of references")
+REFERENCES_NOTE = ("a reference set is a tensor (R, C, H, W) in the model's input space; "
+                   "pass references= to sw.attribute (the widget uses the default)")
 
 Normalization = tuple[torch.Tensor, torch.Tensor]
 

@@ -37,9 +37,3 @@ def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         return maps
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
 
-
-def positive_int(owner: str, name: str, value: object, minimum: int = 1) -> int:
-    from ..errors import SaliencyError
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SaliencyError(f"{owner}: {name} must be an int ≥ {minimum}, got {value!r}")
-    return value

@@ -11,7 +11,7 @@ import torch
 from .._types import Attribution
 from ..errors import SaliencyError, SaliencyWarning
 from ..model.explainee import Explainee
-from ..reduce import REDUCTIONS, reduce_channels
+from ..reduce import reduce_channels
 
 Explain = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (inputs, example rows) → maps
 
@@ -25,7 +25,16 @@ class MetricContext:
     explain_on: Callable[..., torch.Tensor] | None = None  # (model, inputs, rows) → maps
     masks: torch.Tensor | None = None  # (B, H, W) bool
     record: Attribution | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)  # diagnostics → MetricResult.extras
+    resolved: dict[str, Any] = field(default_factory=dict)  # → MetricResult.params
+
+    def note(self, key: str, value: Any) -> None:
+        """Record a diagnostic in the result's ``extras``."""
+        self.extras[key] = value
+
+    def resolve_param(self, key: str, value: Any) -> None:
+        """Record the value an automatic parameter (``None``) resolved to, in ``params``."""
+        self.resolved[key] = value
 
     @property
     def work(self):
@@ -52,11 +61,6 @@ class Scored:
     scores: torch.Tensor
     curve: torch.Tensor | None = None
     curve_x: torch.Tensor | None = None
-
-
-def check_reduction(metric: str, reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise SaliencyError(f"{metric}: reduction={reduction!r}; use one of {REDUCTIONS}")
 
 
 def pixel_map(values: torch.Tensor, reduction: str) -> torch.Tensor:

@@ -13,6 +13,9 @@ import torch
 from ..errors import SaliencyError
 from ._common import MetricContext, draws, noise_scale, warn_nan
 
+PERTURBATION_NOTE = ("a (samples, B, C, H, W) tensor of perturbations ε, to compare with other "
+                     "implementations under the same draws")
+
 
 def perturbations(mc: MetricContext, x: torch.Tensor, samples: int, radius: float,
                   perturbation: object, owner: str) -> torch.Tensor:
@@ -26,10 +29,6 @@ def perturbations(mc: MetricContext, x: torch.Tensor, samples: int, radius: floa
         return eps
     if perturbation is not None:
         raise SaliencyError(f"{owner}: perturbation must be None or a tensor")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise SaliencyError(f"{owner}: samples must be an int ≥ 1, got {samples!r}")
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not radius >= 0:
-        raise SaliencyError(f"{owner}: radius must be a number ≥ 0, got {radius!r}")
     return (2 * draws(mc.explainee, tuple(x.shape), samples, "uniform", x) - 1) \
         * noise_scale(x, radius)
 

@@ -32,17 +32,17 @@ hurts); ``lerf`` → mean of ``LeRF(p) − f`` (removing the least relevant shou
 
 from __future__ import annotations
 
-from numbers import Real
-
 import numpy as np
 import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import splu
 
+from ..checks import nonnegative, nonnegative_int
 from ..errors import SaliencyError
+from ..reduce import REDUCTIONS
 from ..registry import metric
-from ._common import MetricContext, Scored, check_reduction, noise_scale, scores_of
-from ._curve import check_tie_seed, ranks_of, removal_order
+from ._common import MetricContext, Scored, noise_scale, scores_of
+from ._curve import ranks_of, removal_order
 
 ORDERS = ("morf", "lerf", "both")
 
@@ -116,12 +116,7 @@ def removed_mask(rank: torch.Tensor, count: int, lerf: bool) -> torch.Tensor:
     return rank >= rank.shape[-1] - count if lerf else rank < count
 
 
-def _check(percentages: object, noise: object, order: object) -> tuple[float, ...]:
-    if order not in ORDERS:
-        raise SaliencyError(f"road: order={order!r}; use one of {ORDERS}")
-    if isinstance(noise, bool) or not isinstance(noise, Real) or not noise >= 0:
-        raise SaliencyError(f"road: noise must be a number ≥ 0 (a fraction of the value range), "
-                            f"got {noise!r}")
+def _percentages(percentages: object) -> tuple[float, ...]:
     if isinstance(percentages, torch.Tensor):
         percentages = percentages.tolist()
     try:
@@ -136,16 +131,16 @@ def _check(percentages: object, noise: object, order: object) -> tuple[float, ..
 
 
 @metric(label="ROAD", family="faithfulness", higher_is_better=True, stochastic=True,
-        choices={"order": ORDERS})
+        choices={"order": ORDERS, "reduction": REDUCTIONS},
+        validators={"noise": nonnegative, "tie_seed": nonnegative_int},
+        python_only={"percentages": "increasing fractions of the pixels in [0, 1)"})
 def road(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
          percentages: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
          order: str = "both", noise: float = 0.01, reduction: str = "sum",
          tie_seed: int = 0) -> Scored:
     """Objective drop when pixels are removed by noisy linear imputation, MoRF vs LeRF."""
     ctx = mc.explainee
-    check_reduction("road", reduction)
-    check_tie_seed("road", tie_seed)
-    ps = _check(percentages, noise, order)
+    ps = _percentages(percentages)
     B, C, H, W = x.shape
     orders = ("morf", "lerf") if order == "both" else (order,)
     O, P = len(orders), len(ps)
