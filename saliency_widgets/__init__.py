@@ -5,7 +5,8 @@
 """
 
 from ._types import Attribution, MetricResult, Prediction
-from .api import attribute, evaluate, fingerprint, list_methods, list_metrics, predict
+from .api import (attribute, evaluate, fingerprint, list_layers, list_methods, list_metrics,
+                  predict)
 from .errors import Cancelled, SaliencyError, SaliencyWarning
 from .reduce import reduce_channels
 from .sanity import data_randomization
@@ -21,4 +22,5 @@ __all__ = ["Attribution", "Cancelled", "MetricResult", "Prediction", "SaliencyEr
            "data_randomization", "evaluate", "fingerprint", "list_methods", "list_metrics",
            "predict", "reduce_channels", "show", "validate"]
 __all__ += ["AttackResult", "agreement", "attack", "attack_sweep"]
+__all__ += ["list_layers"]
 __version__ = "0.1.0"

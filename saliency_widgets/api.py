@@ -17,6 +17,7 @@ from .errors import SaliencyError
 from .metrics._common import MetricContext
 from .model.copy import explainable, unwrap
 from .model.explainee import Explainee, OutputSelector, select_output
+from .model.layers import list_layers as _list_layers
 from .model.version import fingerprint as _fingerprint
 from .model.objective import Objective
 from .registry import METHODS, METRICS, Spec
@@ -34,6 +35,19 @@ def list_methods() -> list[dict[str, Any]]:
 def list_metrics() -> list[dict[str, Any]]:
     """Return one plain-data description per metric, with ``higher_is_better`` and parameters."""
     return [METRICS.get(name).describe() for name in METRICS.names()]
+
+
+def list_layers(model: nn.Module, *, limit: int = 64) -> list[str]:
+    """Return the names of ``model``'s modules worth explaining at, shallow (input side) first.
+
+    Every name is accepted by ``layer=`` of the methods that read a layer (``uses_layer`` in
+    :func:`list_methods`): the modules at most two levels deep that are or contain a
+    convolution, and the layer the automatic choice knows, in every block (torchvision's ViT:
+    each encoder block's ``ln_1``). At most ``limit`` names. The model is not modified.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise SaliencyError(f"limit must be an int ≥ 1, got {limit!r}")
+    return _list_layers(model, limit)
 
 
 def check_input(model: nn.Module, x: Any) -> None:
