@@ -21,7 +21,7 @@ from .model.layers import list_layers as _list_layers
 from .model.version import fingerprint as _fingerprint
 from .model.objective import Objective
 from .registry import METHODS, METRICS, Spec
-from .work import Work
+from .work import Progress, Work, progress_bar
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -124,10 +124,11 @@ def check_params(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
     return spec.check_params(params)
 
 
+@progress_bar
 def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: str,
               contrast: Any = None, layer: str | nn.Module | None = None, seed: int = 0,
               normalization: Any = None, batch_size: int | None = None,
-              progress: Callable[[int, int], None] | None = None,
+              progress: Progress = None,
               cancel: threading.Event | None = None, output: OutputSelector = None,
               **params: Any) -> Attribution:
     """Return an :class:`Attribution` explaining ``logit[target] − logit[contrast]``.
@@ -154,8 +155,8 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
         The model's input normalization, so named baselines (``"black"``…) mean pixel values.
     batch_size : int or None
         Inputs per model call; None chooses per device. Results do not depend on it.
-    progress : callable(done, total)
-        Called between chunks.
+    progress : callable(done, total), True, or None
+        Called between chunks; True shows a ``tqdm.auto`` bar instead. The result is the same.
     cancel : threading.Event
         When set, the work stops at the next chunk and :class:`Cancelled` is raised.
     output : key, index or callable
@@ -259,11 +260,12 @@ def _check_map(values: Any, x: torch.Tensor) -> torch.Tensor:
     return values.detach().to(x.device)
 
 
+@progress_bar
 def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch.Tensor, *,
              metric: str, seed: int = 0, masks: torch.Tensor | None = None,
              explain: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
              target: Any = None, contrast: Any = None, normalization: Any = None,
-             batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
+             batch_size: int | None = None, progress: Progress = None,
              cancel: threading.Event | None = None, output: OutputSelector = None,
              **params: Any) -> MetricResult:
     """Score one attribution with one metric (see :func:`list_metrics`); per example.
@@ -273,6 +275,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
     ``target``/``contrast``/``normalization`` given here and ``explain=callable(model, x)`` for
     metrics that re-explain (a given ``explain`` is used with a record too, e.g. for a record
     made with a tensor baseline, which cannot be replayed). The user's model is never modified.
+    ``progress`` is a callable(done, total), or True for a ``tqdm.auto`` bar.
     """
     spec = METRICS.get(metric)
     full = spec.check_params(params)
@@ -352,7 +355,8 @@ def _explainer(model: nn.Module, record: Attribution | None, explain: Callable |
 
 def _explainer_on(record: Attribution | None, explain: Callable | None,
                   batch_size: int | None, cancel: threading.Event | None,
-                  output: OutputSelector) -> Callable[..., torch.Tensor] | None:
+                  output: OutputSelector, progress: Callable[[int, int], None] | None = None
+                  ) -> Callable[..., torch.Tensor] | None:
     """``explain_on(model, inputs, rows)``: the same explanation with another model.
 
     An explicit ``explain`` wins over the record (it is the documented fix for records that cannot
@@ -375,6 +379,6 @@ def _explainer_on(record: Attribution | None, explain: Callable | None,
             r = rows.cpu()
             return attribute(net, xb, targets[r].tolist(), batch_size=batch_size,
                              contrast=None if contrasts is None else contrasts[r].tolist(),
-                             cancel=cancel, output=output, **call).values
+                             cancel=cancel, output=output, progress=progress, **call).values
         return on
     return None

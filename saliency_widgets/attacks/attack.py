@@ -27,7 +27,7 @@ from ..model.copy import explainable
 from ..model.explainee import OutputSelector, select_output
 from ..model.smooth import softplus_copy
 from ..registry import METHODS
-from ..work import Work
+from ..work import Progress, Work, progress_bar
 from . import pgd
 from .result import AttackResult
 from .shift import centre_of_mass, magnitude, map_shift, mass_in, top_k_mask
@@ -98,11 +98,12 @@ def _beside(h0: torch.Tensor) -> torch.Tensor:
     return out
 
 
+@progress_bar
 def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None,
            kind: str = "untargeted", epsilon: float = 8 / 255, steps: int = 20,
            step_size: float | None = None, target_map: torch.Tensor | None = None,
            keep: str = "label", normalization: Any = None, seed: int = 0,
-           progress: Callable[[int, int], None] | None = None,
+           progress: Progress = None,
            cancel: threading.Event | None = None, params: dict[str, Any] | None = None,
            contrast: Any = None, layer: Any = None, beta: float | None = 10.0,
            defence: float | None = None, tolerance: float = 0.1, top_k: float = 0.05,
@@ -141,7 +142,8 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
     batch_size : int or None
         Examples attacked together; None: a quarter of the engine's backward chunk.
     progress, cancel
-        Progress over the whole call; cancelling raises :class:`sw.Cancelled`.
+        Progress over the whole call (a callable(done, total), or True for a ``tqdm.auto``
+        bar); cancelling raises :class:`sw.Cancelled`.
     """
     started = time.perf_counter()
     if kind not in pgd.KINDS:
@@ -277,8 +279,9 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
         extras=extras, seconds=time.perf_counter() - started)
 
 
+@progress_bar
 def attack_sweep(model: nn.Module, x: torch.Tensor, *, epsilons: Sequence[float] = SWEEP,
-                 progress: Callable[[int, int], None] | None = None,
+                 progress: Progress = None,
                  cancel: threading.Event | None = None, **kwargs: Any) -> list[AttackResult]:
     """Return one :func:`attack` per budget in ``epsilons`` (default 1, 2, 4, 8 / 255), with the
     same settings otherwise; ``progress`` counts the whole sweep."""
