@@ -12,10 +12,10 @@ from .reduce import reduce_channels
 from .sanity import data_randomization
 from .validation import ValidationTable, validate
 from .widget import SaliencyWidget, show
-from . import demo  # noqa: E402  (sw.demo: the built-in data set and models)
+from . import demo  # noqa: F401  (sw.demo: the built-in data set and models)
 from .agreement import agreement
 from .attacks import AttackResult, attack, attack_sweep
-from . import attacks  # noqa: E402  (sw.attacks: softplus_copy, map_shift, …)
+from . import attacks  # noqa: F401  (sw.attacks: softplus_copy, map_shift, …)
 
 __all__ = ["Attribution", "Cancelled", "MetricResult", "Prediction", "SaliencyError",
            "SaliencyWarning", "SaliencyWidget", "ValidationTable", "attribute",

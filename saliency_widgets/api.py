@@ -21,7 +21,7 @@ from .model.layers import list_layers as _list_layers
 from .model.version import fingerprint as _fingerprint
 from .model.objective import Objective
 from .registry import METHODS, METRICS, Spec
-from .work import Progress, Work, progress_bar
+from .work import Progress, Work, callback, progress_bar
 
 _HALF = (torch.float16, torch.bfloat16)
 
@@ -168,8 +168,8 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
     started = time.perf_counter()
     values, ctx, objective, norm_record = _run_method(
         model, x, target, spec, full, contrast=contrast, layer=layer, seed=seed,
-        normalization=normalization, batch_size=batch_size, progress=progress, cancel=cancel,
-        output=output, differentiable=False)
+        normalization=normalization, batch_size=batch_size, progress=callback(progress),
+        cancel=cancel, output=output, differentiable=False)
     values = values.detach()
     if values.dtype in _HALF:
         values = values.float()
@@ -298,7 +298,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
         masks = masks.to(x.device)
     started = time.perf_counter()
     norm, _ = parse_normalization(normalization, x.shape[1], x.device, x.dtype)
-    work = Work(x.device, batch_size, progress, cancel)
+    work = Work(x.device, batch_size, callback(progress), cancel)
     generator = torch.Generator(device=x.device).manual_seed(seed)
     with torch.inference_mode(False), explainable(model) as net:
         xin = x.detach().clone()  # a model that edits its input in place cannot reach x
@@ -345,7 +345,8 @@ def _record_call(record: Attribution) -> dict[str, Any]:
 
 def _explainer(model: nn.Module, record: Attribution | None, explain: Callable | None,
                batch_size: int | None, cancel: threading.Event | None,
-               output: OutputSelector) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+               output: OutputSelector
+               ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
     """``explain(inputs, rows)``: maps of perturbed inputs, row r explaining example rows[r]."""
     on = _explainer_on(record, explain, batch_size, cancel, output)
     if on is None:

@@ -27,11 +27,13 @@ REFERENCES_NOTE = ("a reference set is a tensor (R, C, H, W) in the model's inpu
                    "pass references= to sw.attribute (the widget uses the default)")
 
 Normalization = tuple[torch.Tensor, torch.Tensor]
+NormalizationRecord = tuple[tuple[float, ...], tuple[float, ...]]
 
 
 def parse_normalization(spec: Any, channels: int, device: torch.device, dtype: torch.dtype
-                        ) -> tuple[Normalization | None, tuple[tuple[float, ...], tuple[float, ...]] | None]:
-    """Return ``((mean, std) as (1, C, 1, 1) tensors, the plain-float record)`` or ``(None, None)``."""
+                        ) -> tuple[Normalization | None, NormalizationRecord | None]:
+    """Return ``((mean, std) as (1, C, 1, 1) tensors, the plain-float record)`` or
+    ``(None, None)``."""
     if spec is None:
         return None, None
     try:
@@ -62,7 +64,7 @@ def to_model_space(pixels: torch.Tensor, normalization: Normalization) -> torch.
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur with reflected borders; linear, so it commutes with normalization."""
-    radius = max(1, min(int(math.ceil(3 * sigma)), x.shape[-1] - 1, x.shape[-2] - 1))
+    radius = max(1, min(math.ceil(3 * sigma), x.shape[-1] - 1, x.shape[-2] - 1))
     if x.shape[-1] < 2 or x.shape[-2] < 2:
         return x.clone()
     t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)

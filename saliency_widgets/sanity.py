@@ -29,7 +29,7 @@ from .metrics._common import pixel_map
 from .metrics._similarity import SIMILARITIES, similarities
 from .model.explainee import OutputSelector
 from .reduce import REDUCTIONS
-from .work import Progress, progress_bar
+from .work import Progress, callback, progress_bar
 
 
 @progress_bar
@@ -76,7 +76,7 @@ def data_randomization(model: nn.Module, random_model: nn.Module, x: torch.Tenso
     check_input(random_model, x)
     record = attribution if isinstance(attribution, Attribution) else None
     values = _check_map(record.values if record is not None else attribution, x)
-    on = _explainer_on(record, explain, batch_size, cancel, output, progress)
+    on = _explainer_on(record, explain, batch_size, cancel, output, callback(progress))
     if on is None:
         raise SaliencyError("data_randomization re-explains x with random_model, but the "
                             "attribution is a plain tensor: pass the Attribution record from "

@@ -16,7 +16,7 @@ from ._types import Attribution, MetricResult
 from .api import attribute, evaluate
 from .errors import SaliencyError
 from .registry import METRICS
-from .work import Progress, ProgressFn, progress_bar
+from .work import Progress, ProgressFn, callback, progress_bar
 
 Selection = Iterable[str] | Mapping[str, Mapping[str, Any]]
 
@@ -291,7 +291,7 @@ class ValidationTable:
     def _above(self, ranks: Mapping[str, float]) -> dict[str, str | None]:
         """Each method's neighbour ranked just better on one metric (None for the best)."""
         ordered = sorted((r, i, m) for i, (m, r) in enumerate(ranks.items()) if not math.isnan(r))
-        out: dict[str, str | None] = {m: None for m in ranks}
+        out: dict[str, str | None] = dict.fromkeys(ranks)
         for (_, _, prev), (_, _, m) in zip(ordered, ordered[1:]):
             out[m] = prev
         return out
@@ -371,19 +371,19 @@ def validate(model: nn.Module, x: torch.Tensor, *, methods: Selection, metrics: 
     attributions: dict[str, Attribution] = {}
     results: dict[tuple[str, str], MetricResult] = {}
     parts = len(chosen) * (1 + len(scored))
-    calls = 0
+    calls, report = 0, callback(progress)
     for name, params in chosen.items():
         attr = attribute(model, x, target, method=name, contrast=contrast, seed=seed,
                          normalization=normalization, batch_size=batch_size,
-                         progress=_part(progress, calls, parts), **params)
-        calls = _done(progress, calls, parts)
+                         progress=_part(report, calls, parts), **params)
+        calls = _done(report, calls, parts)
         attributions[name] = attr
         for metric, mparams in scored.items():
             results[(name, metric)] = evaluate(model, x, attr, metric=metric, seed=seed,
                                                masks=masks, batch_size=batch_size,
-                                               progress=_part(progress, calls, parts),
+                                               progress=_part(report, calls, parts),
                                                **mparams)
-            calls = _done(progress, calls, parts)
+            calls = _done(report, calls, parts)
     return ValidationTable(methods=tuple(chosen), metrics=tuple(scored), results=results,
                            attributions=attributions,
                            higher_is_better={m: bool(s.higher_is_better)

@@ -83,11 +83,11 @@ class Work:
         if self._progress is not None:
             self._progress(done, total)
 
-    def scope(self, index: int, count: int) -> "_Scope":
+    def scope(self, index: int, count: int) -> _Scope:
         """Progress of the work inside is part ``index`` of ``count`` equal parts."""
         return _Scope(self, index, count)
 
-    def run(self, total: int, step: Callable[[int, int], None], *, item_numel: int,
+    def run(self, total: int, step: Callable[[int, int], object], *, item_numel: int,
             kind: str = "backward", report: bool = True) -> None:
         """Call ``step(i, j)`` for consecutive chunks ``[i, j)`` covering ``range(total)``.
 
@@ -153,6 +153,12 @@ def reporter(progress: Progress, desc: str) -> Iterator[ProgressFn | None]:
         bar.refresh()
     finally:
         bar.close()
+
+
+def callback(progress: Progress) -> ProgressFn | None:
+    """The callable a :func:`progress_bar` function holds for ``progress`` (True has become the
+    bar's callback by then; None and False mean none)."""
+    return None if progress is None or isinstance(progress, bool) else progress
 
 
 def progress_bar(fn: F) -> F:

@@ -84,7 +84,7 @@ def _private_nn_modules(node: ast.AST) -> str | None:
         while isinstance(inner, ast.Attribute):
             chain.append(inner.attr)
             inner = inner.value
-        if "modules" in chain and (isinstance(inner, ast.Name) and inner.id in ("nn", "torch")
+        if "modules" in chain and ((isinstance(inner, ast.Name) and inner.id in ("nn", "torch"))
                                    or "nn" in chain):
             return ast.unparse(node)
     if isinstance(node, ast.ImportFrom) and node.module and \
@@ -106,7 +106,7 @@ def check(package: Path) -> list[Violation]:
         room = _room(parts)
         tree = ast.parse(path.read_text(encoding="utf-8"), str(rel))
 
-        def add(line: int, rule: str, what: str) -> None:
+        def add(line: int, rule: str, what: str, rel: Path = rel) -> None:
             found.append(Violation(str(rel), line, rule, what))
 
         for line, target in _imports(tree, module, is_package):

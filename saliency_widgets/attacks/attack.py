@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import torch
 from torch import nn
@@ -27,7 +27,7 @@ from ..model.copy import explainable
 from ..model.explainee import OutputSelector, select_output
 from ..model.smooth import softplus_copy
 from ..registry import METHODS
-from ..work import Progress, Work, progress_bar
+from ..work import Progress, Work, callback, progress_bar
 from . import pgd
 from .result import AttackResult
 from .shift import centre_of_mass, magnitude, map_shift, mass_in, top_k_mask
@@ -177,10 +177,12 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
     common = dict(method=spec.name, layer=layer, normalization=normalization, output=output,
                   **params)
 
+    report_to = callback(progress)
+
     def phase(offset: int) -> Callable[[int, int], None] | None:
-        if progress is None:
+        if report_to is None:
             return None
-        return lambda done, count: progress(offset + (B * done) // max(1, count), total)
+        return lambda done, count: report_to(offset + (B * done) // max(1, count), total)
 
     with explainable(model) as net:
         def logits(p: torch.Tensor) -> torch.Tensor:
@@ -224,11 +226,12 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
             if kind == "untargeted":
                 loss = lambda h: pgd.untargeted_loss(h, top[i:j], com0[i:j])  # noqa: E731
             else:
-                loss = lambda h: pgd.targeted_loss(h, goal[i:j])  # noqa: E731
+                aim = cast(torch.Tensor, goal)  # set for the targeted kind
+                loss = lambda h: pgd.targeted_loss(h, aim[i:j])  # noqa: E731
 
             def report(done: int) -> None:
-                if progress is not None:
-                    progress(B + i * steps + (j - i) * done, total)
+                if report_to is not None:
+                    report_to(B + i * steps + (j - i) * done, total)
 
             s = pgd.Steps(graph_map=graph_map, true_map=None if reuse else true_map,
                           logits=logits, loss=loss, labels=labels[i:j], logits0=logits0[i:j],
@@ -290,8 +293,9 @@ def attack_sweep(model: nn.Module, x: torch.Tensor, *, epsilons: Sequence[float]
                             f"got {epsilons!r}")
     out = []
     n = len(epsilons)
+    report_to = callback(progress)
     for k, eps in enumerate(epsilons):
-        sub = None if progress is None else (
-            lambda done, total, k=k: progress(k * total + done, n * total))
+        sub = None if report_to is None else (
+            lambda done, total, k=k: report_to(k * total + done, n * total))
         out.append(attack(model, x, epsilon=eps, progress=sub, cancel=cancel, **kwargs))
     return out

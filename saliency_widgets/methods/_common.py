@@ -31,7 +31,7 @@ def original_scores(ctx: Explainee, x: torch.Tensor) -> torch.Tensor:
     return s
 
 
-def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def upsample(maps: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """Bilinear upsampling with ``align_corners=False`` (pixel centres aligned, as torchvision)."""
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps

@@ -25,7 +25,7 @@ SEGMENTS = Open(SEGMENTATIONS, "an (H, W) or (B, H, W) int label tensor")  # dec
 
 
 # --- segmentations -------------------------------------------------------------------------------
-def _grid_shape(grid: Any, size: tuple[int, int]) -> tuple[int, int]:
+def _grid_shape(grid: Any, size: tuple[int, ...]) -> tuple[int, int]:
     """``(rows, columns)`` of a checked ``grid`` (an int or a pair)."""
     pair = grid if isinstance(grid, (tuple, list)) else (grid, grid)
     # never more cells than pixels along a side, so no cell is empty

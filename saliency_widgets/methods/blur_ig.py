@@ -51,8 +51,8 @@ def _blur(pixels: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch
 
 @method(label="Blur IG", family="path", output="input",
         validators={"steps": positive_int, "max_sigma": positive.or_none(), "grad_step": positive})
-def blur_ig(ctx: Explainee, x: torch.Tensor, *, steps: int = 100, max_sigma: object = None,
-            grad_step: float = 0.01) -> torch.Tensor:
+def blur_ig(ctx: Explainee, x: torch.Tensor, *, steps: int = 100,
+            max_sigma: float | None = None, grad_step: float = 0.01) -> torch.Tensor:
     """Gradients integrated along a path from the input to a Gaussian-blurred copy of it."""
     B, C, H, W = x.shape
     if max_sigma is None:

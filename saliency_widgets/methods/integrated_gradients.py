@@ -2,8 +2,8 @@
 
 ``IG = (x − x′) · ∫₀¹ ∇f(x′ + α(x − x′)) dα``, the integral by a quadrature ``rule`` whose nodes
 and weights are built in float64 and cast to the input dtype. Every rule's weights sum to
-1 up to rounding (Captum's ``riemann_trapezoid`` weights sum to (n−1)/n). The record's ``extras`` hold the
-completeness gap ``Σ IG − (f(x) − f(x′))`` per example, absolute and relative.
+1 up to rounding (Captum's ``riemann_trapezoid`` weights sum to (n−1)/n). The record's
+``extras`` hold the completeness gap ``Σ IG − (f(x) − f(x′))`` per example, absolute and relative.
 
 Defaults: 32 Gauss-Legendre nodes (exact for polynomial integrands up to degree 63, so it
 converges far faster than Riemann sums at the same cost); baseline black when the normalization

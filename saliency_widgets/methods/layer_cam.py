@@ -28,7 +28,7 @@ def _scaled(m: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor
 
 
 def fuse(cams: list[torch.Tensor], fusion: str, gamma: float,
-         size: tuple[int, int]) -> torch.Tensor:
+         size: tuple[int, ...]) -> torch.Tensor:
     """One ``(n, 1, H, W)`` map from per-layer ``(n, 1, h_l, w_l)`` maps."""
     minmax = [_scaled(c, c.amin((2, 3), keepdim=True), c.amax((2, 3), keepdim=True))
               for c in cams]
@@ -46,7 +46,7 @@ def layer_cam(ctx: Explainee, x: torch.Tensor, *, relu: bool = True, fusion: str
               gamma: float = 2.0) -> torch.Tensor:
     """Layer activations times their positive gradients; several layers can be fused."""
     size = tuple(x.shape[-2:])
-    grids: list[tuple[int, int]] = []
+    grids: list[tuple[int, ...]] = []
 
     def one(xb: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor]:
         _, pairs = ctx.layers_grad(xb, rows, original=True)

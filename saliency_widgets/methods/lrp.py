@@ -20,6 +20,7 @@ split relevance in proportion to their inputs, on our copy only.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 
@@ -38,7 +39,7 @@ COMPOSITES = {"epsilon_plus_flat": ("zplus", "epsilon", "flat"),
 FIRST = (None, "same", "flat", "box")
 
 
-def _bounds(ctx: Explainee, x: torch.Tensor, bounds: object) -> tuple[torch.Tensor, torch.Tensor]:
+def _bounds(ctx: Explainee, x: torch.Tensor, bounds: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if bounds is None:
         if ctx.normalization is None:
             raise SaliencyError("lrp: the box rule needs the input's range: pass normalization="

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 
 from ..checks import Check, nonnegative, positive_int
+from ..errors import SaliencyError
 from ..model.explainee import Explainee
 from ..registry import METHODS, method
 from ._common import original_scores
@@ -62,7 +63,9 @@ def smoothgrad(ctx: Explainee, x: torch.Tensor, *, base: str = "gradient", sampl
     noise_rng = torch.Generator(device=x.device).manual_seed(seeds[0])
     group = 1 if own_rng else max(1, ctx.work.chunk_size(x[0].numel(), "backward") // B)
     groups = -(-samples // group)
-    mean = m2 = sq = None
+    mean: torch.Tensor | None = None
+    m2: torch.Tensor | None = None
+    sq: torch.Tensor | None = None
     seen = 0
     for gi in range(groups):
         n = min(group, samples - gi * group)
@@ -91,6 +94,8 @@ def smoothgrad(ctx: Explainee, x: torch.Tensor, *, base: str = "gradient", sampl
             sq += v * v
     if sub.resolved:  # e.g. the base's automatic window or baseline
         ctx.resolve_param("base_params", {**base_params, **sub.resolved})
+    if mean is None or m2 is None or sq is None:  # the registry checked samples ≥ 1
+        raise SaliencyError(f"smoothgrad: samples must be an int ≥ 1, got {samples!r}")
     if aggregation == "mean":
         return mean
     if aggregation == "square":

@@ -12,6 +12,7 @@ from .._types import Attribution
 from ..errors import SaliencyError, SaliencyWarning
 from ..model.explainee import Explainee
 from ..reduce import reduce_channels
+from ..work import Work
 
 Explain = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (inputs, example rows) → maps
 
@@ -37,7 +38,7 @@ class MetricContext:
         self.resolved[key] = value
 
     @property
-    def work(self):
+    def work(self) -> Work:
         return self.explainee.work
 
     def require_explain(self, metric: str) -> Explain:
@@ -82,7 +83,7 @@ def warn_nan(metric: str, where: torch.Tensor, why: str) -> None:
                       SaliencyWarning, stacklevel=4)
 
 
-def record_generator(mc: MetricContext, x: torch.Tensor) -> torch.Generator | None:
+def record_generator(mc: MetricContext, x: torch.Tensor) -> torch.Generator:
     """The generator that rebuilds the record's own random baseline (``uniform``): seeded with
     the record's seed, as in the call that made the map (baselines are drawn first)."""
     if mc.record is None:

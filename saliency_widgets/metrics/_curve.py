@@ -18,12 +18,14 @@ import torch
 from ..baselines import BASELINE, resolve_baseline
 from ..checks import nonnegative_int, positive_int
 from ..reduce import REDUCTIONS
+from ..registry import Choices
+from ..checks import Check
 from ._common import MetricContext, Scored, pixel_map
 
 SCORES = ("objective", "probability")
 # what deletion and insertion declare about their parameters
-CHOICES = {"baseline": BASELINE, "reduction": REDUCTIONS, "score": SCORES}
-VALIDATORS = {"steps": positive_int, "tie_seed": nonnegative_int}
+CHOICES: dict[str, Choices] = {"baseline": BASELINE, "reduction": REDUCTIONS, "score": SCORES}
+VALIDATORS: dict[str, Check] = {"steps": positive_int, "tie_seed": nonnegative_int}
 
 
 def removal_order(values: torch.Tensor, reduction: str = "sum",

@@ -73,7 +73,8 @@ def relative_change(ref: torch.Tensor, new: torch.Tensor, eps_min: float) -> tor
     zero entries of ``ref`` (Agarwal et al.'s percent change; Quantus' convention for zeros)."""
     ref = ref.double()[None] if ref.dim() == new.dim() - 1 else ref.double()
     denom = ref + (ref == 0).double() * eps_min
-    return ((ref - new.double()) / denom).flatten(2).norm(dim=2)
+    change: torch.Tensor = ((ref - new.double()) / denom).flatten(2).norm(dim=2)
+    return change
 
 
 def max_over_kept(objective: torch.Tensor, kept: torch.Tensor, owner: str) -> torch.Tensor:

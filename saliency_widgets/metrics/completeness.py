@@ -52,16 +52,17 @@ def completeness(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
         warn_nan("completeness", torch.ones_like(nan, dtype=torch.bool),
                  "a plain tensor has no baseline: pass baseline= the one the map was made with")
         return Scored(nan)
-    from_record = record is not None and baseline == record.params.get("baseline")
-    segments = spec is not None and spec.segment_values
+    # the record whose baseline this is (its random draws can be replayed from its seed)
+    recorded = record if record is not None and baseline == record.params.get("baseline") \
+        else None
     B = x.shape[0]
-    if from_record and baseline == "uniform" and "base_score" in record.extras:
+    if recorded is not None and baseline == "uniform" and "base_score" in recorded.extras:
         mc.resolve_param("baseline", baseline)
         f_x = scores_of(ctx, B, lambda i, j: (x[i:j], torch.arange(i, j, device=x.device)),
                         x[0].numel()).double()
-        f_b = torch.as_tensor(record.extras["base_score"]).to(f_x)
+        f_b = torch.as_tensor(recorded.extras["base_score"]).to(f_x)
     else:
-        generator = record_generator(mc, x) if from_record else ctx.generator
+        generator = record_generator(mc, x) if recorded is not None else ctx.generator
         base, resolved = resolve_baseline(baseline, x, ctx.normalization, generator,
                                           owner="completeness")
         mc.resolve_param("baseline", resolved)
@@ -69,7 +70,7 @@ def completeness(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
         both = scores_of(ctx, 2 * B, lambda i, j: _pair(x, base, i, j), x[0].numel()).double()
         f_x, f_b = both[:B], both[B:]
     delta = f_x - f_b
-    if segments:  # the segment values, not the painted pixels
+    if spec is not None and spec.segment_values and record is not None:  # not the pixels
         total = torch.as_tensor(record.extras["segment_values"]).double().to(delta.device).sum(1)
     else:
         total = values.detach().double().flatten(1).sum(1)

@@ -13,8 +13,8 @@ import torch
 from ..checks import nonnegative, positive, positive_int
 from ..registry import metric
 from ._common import MetricContext, Scored
-from ._stability import (PERTURBATION_NOTE, max_over_kept, perturbations, reexplain, relative_change,
-                         unchanged_prediction)
+from ._stability import (PERTURBATION_NOTE, max_over_kept, perturbations, reexplain,
+                         relative_change, unchanged_prediction)
 
 
 @metric(label="Relative output stability", family="robustness", higher_is_better=False,

@@ -32,6 +32,8 @@ hurts); ``lerf`` → mean of ``LeRF(p) − f`` (removing the least relevant shou
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from scipy.sparse import coo_matrix
@@ -116,11 +118,11 @@ def removed_mask(rank: torch.Tensor, count: int, lerf: bool) -> torch.Tensor:
     return rank >= rank.shape[-1] - count if lerf else rank < count
 
 
-def _percentages(percentages: object) -> tuple[float, ...]:
+def _percentages(percentages: Any) -> tuple[float, ...]:
     if isinstance(percentages, torch.Tensor):
         percentages = percentages.tolist()
     try:
-        ps = tuple(float(p) for p in percentages)  # type: ignore[union-attr]
+        ps = tuple(float(p) for p in percentages)
     except (TypeError, ValueError) as err:
         raise SaliencyError(f"road: percentages must be a sequence of fractions in [0, 1), "
                             f"got {percentages!r}") from err
@@ -154,7 +156,7 @@ def road(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
     sigma = noise_scale(space, float(noise)).view(B).tolist()
     total = B * O * P
     # one sub-seed per perturbed input: the noise is independent of chunking and retries
-    gen = ctx.generator if ctx.generator is not None else torch.Generator().manual_seed(0)
+    gen = ctx.generator
     seeds = torch.randint(0, 2 ** 62, (total,), generator=gen, device=gen.device).tolist()
 
     def perturbed(t: int) -> torch.Tensor:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from .._types import Attribution
+
+if TYPE_CHECKING:  # matplotlib is imported when a figure is drawn, not with the package
+    from matplotlib.figure import Figure
 from .heatmap import display_map, robust_range
 
 
 def method_grid(image: np.ndarray, attributions: Sequence[Attribution], *,
                 labels: Sequence[str] | None = None, sign: str = "signed",
-                overlay_alpha: float = 0.6, example: int = 0):
+                overlay_alpha: float = 0.6, example: int = 0) -> Figure:
     """Return a matplotlib Figure: the image, then each attribution as an overlay.
 
     ``image`` is ``(H, W, 3)`` in [0, 1] or uint8, the pixels the model saw.
