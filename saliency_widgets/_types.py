@@ -120,7 +120,8 @@ class MetricResult:
 
     def __repr__(self) -> str:
         arrow = "↑" if self.higher_is_better else "↓"
-        return f"MetricResult({self.metric!r} {arrow}, mean={self.mean:.4g}, B={self.scores.numel()})"
+        return (f"MetricResult({self.metric!r} {arrow}, mean={self.mean:.4g}, "
+                f"B={self.scores.numel()})")
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ def moved_more(attack: dict, noise: dict) -> dict[str, torch.Tensor]:
             "com_distance": attack["com_distance"] > noise["com_distance"]}
 
 
-# --- the demo model --------------------------------------------------------------------------------
+# --- the demo model -------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def demo():
     model = sw.demo.load_model("shapes")
@@ -130,7 +130,7 @@ def test_grad_cam_is_attacked_directly_and_moves_more_than_noise(demo):
     assert s["com_distance"] > 2 * s["noise_com_distance"], s
 
 
-# --- small models ----------------------------------------------------------------------------------
+# --- small models ---------------------------------------------------------------------------------
 @pytest.mark.parametrize("kind", ["untargeted", "targeted"])
 def test_linear_model_gradient_map_cannot_move(kind):
     model = linear_model(3, 8, 8, 4)

@@ -78,7 +78,8 @@ def attribute(model, x, name, **kw):
 
 # --- models and inputs ------------------------------------------------------------------------
 class SmallCNN(nn.Module):
-    """Two conv/BN/ReLU blocks and a linear head; ``rendezvous`` (optional) is called mid-forward."""
+    """Two conv/BN/ReLU blocks and a linear head; ``rendezvous`` (optional) is called
+    mid-forward."""
 
     def __init__(self, in_ch: int = 3, dropout: bool = False) -> None:
         super().__init__()
@@ -433,7 +434,7 @@ def test_concurrent_use_of_the_model(name, mode):
                 with tick:
                     iterations[0] += 1
                     tick.notify_all()
-        except BaseException as err:  # noqa: BLE001 - reported by the main thread
+        except BaseException as err:  # reported by the main thread
             errors.append(err)
             with tick:
                 tick.notify_all()

@@ -136,7 +136,8 @@ def test_missing_batch_dimension():
 
 def test_not_a_tensor_and_wrong_rank():
     saliency_error(lambda: sw.attribute(cnn(), make_x().numpy(), method="gradient"), "Tensor")
-    saliency_error(lambda: sw.attribute(cnn(), make_x()[None], method="gradient"), r"\(B, C, H, W\)")
+    saliency_error(lambda: sw.attribute(cnn(), make_x()[None], method="gradient"),
+                   r"\(B, C, H, W\)")
 
 
 class DictNet(nn.Module):
@@ -383,7 +384,7 @@ def test_torch_compile_aot_eager_matches_eager(name):
     model = _bn_net()
     try:
         compiled = torch.compile(model, backend="aot_eager")
-    except Exception as err:  # noqa: BLE001 - unavailable on this platform
+    except Exception as err:  # unavailable on this platform
         pytest.skip(f"torch.compile unavailable: {err}")
     x = make_x(2)
     eager = attribute(model, x, name, target=[2, 4])

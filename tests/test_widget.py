@@ -4,7 +4,6 @@ caching and its memory bound, cancel, errors, and the alignment of maps with the
 from __future__ import annotations
 
 import json
-import logging
 import threading
 import time
 
@@ -242,7 +241,8 @@ def test_widget_labels_titles_and_predictions(opened):
     assert w.labels == names
     assert [p["index"] for p in w.predictions] == torch.topk(probs, 5).indices.tolist()
     assert w.predictions[0]["label"] == names[w.target]
-    assert abs(sum(p["prob"] for p in w.predictions) - float(torch.topk(probs, 5).values.sum())) < 1e-9
+    top5 = float(torch.topk(probs, 5).values.sum())
+    assert abs(sum(p["prob"] for p in w.predictions) - top5) < 1e-9
     assert w.panels[0].title == f"Gradient · {names[w.target]}"
     assert w.panels[0].objective == names[w.target]
     w.contrast = (w.target + 1) % 10

@@ -12,7 +12,7 @@ from ._common import upsample
 PREFIX = 1  # the class token leads the sequence (torchvision's VisionTransformer)
 
 
-def patch_map(relevance: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def patch_map(relevance: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """``(n, T − 1)`` patch relevances (class token dropped) → ``(n, 1, H, W)``, bilinear."""
     n, patches = relevance.shape
     side = math.isqrt(patches)

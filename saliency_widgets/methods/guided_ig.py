@@ -21,23 +21,20 @@ import math
 
 import torch
 
-from ..baselines import resolve_baseline
-from ..errors import SaliencyError
+from ..baselines import BASELINE, resolve_baseline
+from ..checks import positive_int, unit_interval
 from ..model.explainee import Explainee
 from ..registry import method
-from ._common import original_scores, over_batch, positive_int
+from ._common import original_scores, over_batch
 
 _EPS = 1e-9  # PAIR's tolerance for "the step has reached its L1 target"
 
 
-@method(label="Guided IG", family="path", output="input")
+@method(label="Guided IG", family="path", output="input", choices={"baseline": BASELINE},
+        validators={"steps": positive_int, "fraction": unit_interval, "max_dist": unit_interval})
 def guided_ig(ctx: Explainee, x: torch.Tensor, *, steps: int = 200, fraction: float = 0.25,
               max_dist: float = 0.02, baseline: object = None) -> torch.Tensor:
     """Gradients integrated along a path that moves the least important features first."""
-    steps = positive_int("guided_ig", "steps", steps)
-    for name, value in (("fraction", fraction), ("max_dist", max_dist)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise SaliencyError(f"guided_ig: {name} must be a number in [0, 1], got {value!r}")
     base, resolved = resolve_baseline(baseline, x, ctx.normalization, ctx.generator,
                                       owner="guided_ig")
     ctx.resolve_param("baseline", resolved)

@@ -15,10 +15,13 @@ on CPU for ResNets at 224 px. ``"auto"`` uses it where a cost model predicts a c
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
-from ..baselines import resolve_baseline
+from ..baselines import BASELINE, resolve_baseline
+from ..checks import int_pair
 from ..errors import SaliencyError
 from ..model.explainee import Explainee
 from ..registry import method
@@ -26,12 +29,8 @@ from ._common import original_scores
 from ._occlusion_incremental import choose_path, image_spans
 
 
-def _pair(owner: str, name: str, value: object, limit: tuple[int, int]) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pair)):
-        raise SaliencyError(f"{owner}: {name} must be a positive int or (height, width), "
-                            f"got {value!r}")
+def _pair(owner: str, name: str, value: Any, limit: tuple[int, int]) -> tuple[int, int]:
+    pair = value if isinstance(value, (tuple, list)) else (value, value)
     if pair[0] > limit[0] or pair[1] > limit[1]:
         raise SaliencyError(f"{owner}: {name} {tuple(pair)} is larger than the image "
                             f"{limit}; use a smaller {name}")
@@ -39,7 +38,9 @@ def _pair(owner: str, name: str, value: object, limit: tuple[int, int]) -> tuple
 
 
 @method(label="Occlusion", family="perturbation", output="map",
-        choices={"incremental": (False, True, "auto")})
+        choices={"baseline": BASELINE, "incremental": (False, True, "auto")},
+        validators={"window": int_pair("(height, width)").or_none(),
+                    "stride": int_pair("(height, width)").or_none()})
 def occlusion(ctx: Explainee, x: torch.Tensor, *, window: object = None, stride: object = None,
               baseline: object = None, incremental: object = "auto") -> torch.Tensor:
     """Mean drop of the objective when a window around each pixel is filled with the baseline."""

@@ -15,7 +15,7 @@ without a second implementation of its maths.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch
 from torch import nn
@@ -40,9 +40,7 @@ def select_output(out: Any, selector: OutputSelector) -> torch.Tensor:
     if selector is not None:
         if callable(selector):
             out = selector(out)
-        elif isinstance(out, dict) or hasattr(out, "keys"):
-            out = out[selector]
-        elif isinstance(out, (tuple, list)):
+        elif isinstance(out, dict) or hasattr(out, "keys") or isinstance(out, (tuple, list)):
             out = out[selector]
         else:
             out = getattr(out, str(selector))
@@ -74,7 +72,7 @@ class Explainee:
 
     def __init__(self, model: nn.Module, original: nn.Module, objective: Objective, work: Work,
                  *, output: OutputSelector = None, layer: Any = None,
-                 generator: torch.Generator | None = None,
+                 generator: torch.Generator,
                  normalization: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         self.model = model
         self.original = original
@@ -247,7 +245,8 @@ class Explainee:
         return self._layers
 
     def layer_record(self) -> str | tuple[str, ...] | None:
-        """The resolved layer name, or a tuple of names for a list of layers (``Attribution.layer``)."""
+        """The resolved layer name, or a tuple of names for a list of layers
+        (``Attribution.layer``)."""
         if self._layers is not None and isinstance(self.layer_spec, (list, tuple)):
             return tuple(r.name for r in self._layers)
         return self._layer.name if self._layer is not None else None
@@ -351,7 +350,7 @@ class Explainee:
             if cap.output is None:
                 raise SaliencyError(f"layer {r.name!r} did not run in the forward pass; choose "
                                     f"layers the model uses")
-        outs = [cap.output for cap in caps]
+        outs = [cap.output for cap in caps if cap.output is not None]  # all of them (above)
         grads = torch.autograd.grad(s.sum(), outs, allow_unused=True)
         pairs = [(r.to_grid(o.detach()), r.to_grid(torch.zeros_like(o) if g is None else g))
                  for r, o, g in zip(layers, outs, grads)]
@@ -443,7 +442,8 @@ class Explainee:
                                     f"forward pass, with one attention call inside; saw "
                                     f"{len(outputs)} block calls with {[j - i for i, j in spans]}"
                                     f" attention calls")
-            per_block = sum(self._scores(head(z), rows, False).sum() for z in outputs)
+            per_block = cast(torch.Tensor, sum(self._scores(head(z), rows, False).sum()
+                                               for z in outputs))
         mine = [attn[i] for i, _ in spans]
         grads = torch.autograd.grad(per_block, mine, allow_unused=True)
         return [torch.zeros_like(a) if g is None else g for a, g in zip(mine, grads)]
@@ -453,13 +453,14 @@ class Explainee:
         blank = (grads.flatten(1) == 0).all(1) & ~self.objective.self_contrast()[rows]
         if bool(blank.any()):
             idx = blank.nonzero()[:, 0].tolist()
-            warnings.warn(f"{what}: the gradients at layer {self._layer.name if self._layer else '?'}"
+            where = self._layer.name if self._layer else "?"
+            warnings.warn(f"{what}: the gradients at layer {where}"
                           f" are all zero for example(s) {idx}, so the map is blank. The output "
                           f"may not depend on this layer (e.g. a ViT's last block, whose patch "
                           f"tokens the head ignores); pass another layer=", SaliencyWarning,
                           stacklevel=3)
 
-    def with_rows(self, index: torch.Tensor) -> "Explainee":
+    def with_rows(self, index: torch.Tensor) -> Explainee:
         """An explainee for a batch whose row ``r`` is a variant of example ``index[r]``."""
         new = object.__new__(Explainee)
         new.__dict__.update(self.__dict__)

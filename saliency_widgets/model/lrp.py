@@ -27,7 +27,7 @@ relevance that starts at zero stays exactly zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, cast
 
 import torch
 import torch.nn.functional as F
@@ -39,6 +39,11 @@ from .calls import (ADDS, ADDS_IN_PLACE, AVG_POOLS, CONVOLUTIONS, ELEMENTWISE, L
 
 Tensor = torch.Tensor
 STABILIZER = 1e-6
+
+
+def _total(parts: list[torch.Tensor]) -> torch.Tensor:
+    """``sum(parts)``, typed (the built-in starts from the int 0, kept for identical rounding)."""
+    return cast(torch.Tensor, sum(parts))
 
 
 def stabilize(z: Tensor, e: float) -> Tensor:
@@ -106,7 +111,7 @@ def _relevance(layer: _Layer, rules: Rules, x: Tensor, r: Tensor) -> Tensor:
             if signed:
                 xn = x.clamp(max=0).requires_grad_(True)
                 zs.append(call(xn, w.clamp(max=0), None))
-            c = r / stabilize(sum(zs).detach(), rules.stabilizer)
+            c = r / stabilize(_total(zs).detach(), rules.stabilizer)
             gs = grads(zs, [xp, xn] if signed else [xp], [c] * len(zs))
             return xp.detach() * gs[0] + (xn.detach() * gs[1] if signed else 0)
         if rule == "gamma":
@@ -121,8 +126,8 @@ def _relevance(layer: _Layer, rules: Rules, x: Tensor, r: Tensor) -> Tensor:
                 up_parts.append(call(xn, wn, None))
                 down_parts.append(call(xn, wp, None))
             z = call(x, w, b).detach()
-            up = (z > 0) * r / stabilize(sum(up_parts).detach(), rules.stabilizer)
-            down = (z < 0) * r / stabilize(sum(down_parts).detach(), rules.stabilizer)
+            up = (z > 0) * r / stabilize(_total(up_parts).detach(), rules.stabilizer)
+            down = (z < 0) * r / stabilize(_total(down_parts).detach(), rules.stabilizer)
             gs = grads(up_parts + down_parts, [xp, xn] if signed else [xp],
                        [up] * len(up_parts) + [down] * len(down_parts))
             return xp.detach() * gs[0] + (xn.detach() * gs[1] if signed else 0)
@@ -132,6 +137,8 @@ def _relevance(layer: _Layer, rules: Rules, x: Tensor, r: Tensor) -> Tensor:
             (g,) = grads([z], [ones], [r / stabilize(z.detach(), rules.stabilizer)])
             return g
         if rule == "box":
+            if rules.low is None or rules.high is None:
+                raise SaliencyError("lrp: the box rule needs bounds=(low, high)")
             low = rules.low.to(acc).expand_as(x).clone().requires_grad_(True)
             high = rules.high.to(acc).expand_as(x).clone().requires_grad_(True)
             xi = x.requires_grad_(True)
