@@ -265,5 +265,6 @@ class Source:
 
 
 def _is_demo_sample(data: Any) -> bool:
-    from ..demo.data import DemoSample
-    return isinstance(data, DemoSample)
+    """A ``sw.demo.sample(...)`` record, by its fields (the engine does not import demo/)."""
+    return all(isinstance(getattr(data, name, None), torch.Tensor)
+               for name in ("x", "labels", "masks", "watermarked"))

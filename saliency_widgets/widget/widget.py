@@ -32,7 +32,7 @@ from ipywidgets import widget_serialization
 from torch import nn
 
 from .._types import Attribution, Prediction
-from ..api import describe_method, fingerprint, list_methods, predict
+from ..api import describe_method, fingerprint, list_layers, list_methods, predict
 from ..errors import SaliencyError, SaliencyWarning
 from ..render import Overlay, display_map, overlay_grid
 from ..render.heatmap import SIGNS
@@ -44,7 +44,7 @@ from .image import Prepared, prepare
 from .jobs import Job, Worker
 from .labels import resolve_labels
 from .panel import Panel, PanelKey
-from .params import jsonable, layer_choices
+from .params import jsonable
 from .plan import Selection, plan
 from .payload import to_payload
 from .sync import LockedSync
@@ -142,7 +142,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         # create an anywidget model from a message handler (it needs the cell's context for the
         # model's code), so a toggle must never create one.
         registry = list_methods()
-        self._defaults = {m["name"]: m["params"] for m in registry}
+        self._registry = {m["name"]: m for m in registry}
         self._board = Board([(m["name"], m["label"]) for m in registry], cache_bytes, lock)
         self._extras: list[Extra] = []  # features that add work after the maps (board.Extra)
         super().__init__(sync_lock=lock)
@@ -406,7 +406,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
             planned = []
             for method in self.methods_selected:
                 try:
-                    key, kwargs = plan(selection, method, self._defaults[method])
+                    key, kwargs = plan(selection, method, self._registry)
                     planned.append(Planned(method, key, kwargs))
                 except SaliencyError as err:
                     planned.append(Planned(method, error=str(err)))
@@ -500,13 +500,15 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
                 for i, v in zip(p.top_classes[0].tolist(), p.top_probs[0].tolist())]
 
     def _describe_methods(self) -> list[dict[str, Any]]:
-        layers = layer_choices(self._model)
+        """The registry, with the model's layers as the choices of every ``layer`` parameter."""
+        layers = list_layers(self._model)
         out = []
-        for desc in list_methods():
+        for desc in self._registry.values():
             desc = jsonable(desc)
-            if desc.get("uses_layer"):
-                desc["params"] = {**desc["params"], "layer": None}
-                desc["choices"] = {**desc["choices"], "layer": layers}
+            for name, p in desc["parameters"].items():
+                if p["type"] == "layer":
+                    p["choices"] = layers
+                    desc["choices"] = {**desc["choices"], name: layers}
             out.append(desc)
         return out
 
