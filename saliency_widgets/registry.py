@@ -29,6 +29,15 @@ class Spec:
     doc: str = ""
     higher_is_better: bool | None = None  # metrics only
     class_agnostic: bool = False  # methods whose map ignores the target: contrast= is refused
+    # Where an attack (sw.attack) gets its step direction: "direct" (the map varies with x through
+    # the activations), "surrogate" (only through ∇ₓf, piecewise constant on ReLU networks: a
+    # softplus copy's derivative), or "none: <why>" (no direction at all; the attack says why).
+    derivative: str = "direct"
+
+    @property
+    def no_derivative(self) -> str | None:
+        """Why the map has no input derivative an attack could follow (None: it has one)."""
+        return self.derivative[len("none: "):] if self.derivative.startswith("none: ") else None
 
     @property
     def defaults(self) -> dict[str, Any]:
@@ -55,6 +64,7 @@ class Spec:
         out = {"name": self.name, "label": self.label, "family": self.family,
                "output": self.output, "uses_layer": self.uses_layer,
                "stochastic": self.stochastic, "class_agnostic": self.class_agnostic,
+               "derivative": self.derivative,
                "params": self.defaults,
                "choices": {k: list(v) for k, v in self.choices.items()},
                "doc": self.doc}
@@ -104,17 +114,22 @@ METHODS = Registry("method")
 
 def method(*, label: str, family: str, output: str, uses_layer: bool = False,
            stochastic: bool = False, choices: Mapping[str, tuple[Any, ...]] | None = None,
-           class_agnostic: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+           class_agnostic: bool = False, derivative: str = "direct"
+           ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(ctx, x, **params)`` under its own name (registry key = function name)."""
     if output not in ("input", "map"):
         raise ValueError(f"output must be 'input' or 'map', got {output!r}")
+    if derivative not in ("direct", "surrogate") and not (
+            derivative.startswith("none: ") and len(derivative) > len("none: ")):
+        raise ValueError(f"derivative must be 'direct', 'surrogate' or 'none: <why>', got "
+                         f"{derivative!r}")
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         doc = inspect.getdoc(fn) or ""
         METHODS.add(Spec(name=fn.__name__, fn=fn, label=label, family=family, output=output,
                          uses_layer=uses_layer, stochastic=stochastic,
                          choices=dict(choices or {}), doc=doc.split("\n\n")[0],
-                         class_agnostic=class_agnostic))
+                         class_agnostic=class_agnostic, derivative=derivative))
         return fn
 
     return register

@@ -52,7 +52,8 @@ def sample_draws(ctx: Explainee, x: torch.Tensor, samples: int, n_refs: int,
     return draw
 
 
-@method(label="GradientSHAP", family="path", output="input", stochastic=True)
+@method(label="GradientSHAP", family="path", output="input", stochastic=True,
+        derivative="surrogate")
 def gradient_shap(ctx: Explainee, x: torch.Tensor, *, samples: int = 32, noise: float = 0.0,
                   references: object = None) -> torch.Tensor:
     """Expected (input − reference) × gradient at random points between reference and input."""

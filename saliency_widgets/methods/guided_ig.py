@@ -30,7 +30,7 @@ from ._common import original_scores, over_batch, positive_int
 _EPS = 1e-9  # PAIR's tolerance for "the step has reached its L1 target"
 
 
-@method(label="Guided IG", family="path", output="input")
+@method(label="Guided IG", family="path", output="input", derivative="surrogate")
 def guided_ig(ctx: Explainee, x: torch.Tensor, *, steps: int = 200, fraction: float = 0.25,
               max_dist: float = 0.02, baseline: object = None) -> torch.Tensor:
     """Gradients integrated along a path that moves the least important features first."""

@@ -85,7 +85,7 @@ def _region_masks(segments: Any, x: torch.Tensor) -> list[torch.Tensor] | None:
     return list(segments.to(x.device))
 
 
-@method(label="XRAI", family="region", output="map")
+@method(label="XRAI", family="region", output="map", derivative="surrogate")
 def xrai(ctx: Explainee, x: torch.Tensor, *, steps: int = 32, rule: str = "gauss_legendre",
          baseline: object = None, segments: object = "felzenszwalb", min_pixel_diff: int = 50,
          area_threshold: float = 1.0) -> torch.Tensor:
