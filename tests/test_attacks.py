@@ -14,7 +14,8 @@
 
 Cost (2 shared CPU cores, 1 thread): each 32-image demo attack takes 1–2.3 s at a load average of
 2 (3–10 s at 9), four of them; the rest uses 16-pixel models and two demo images, about 1 s
-(8 s at 9). A CUDA variant runs where CUDA is available.
+(8 s at 9), plus about 5 s at a load average of 5 for two steps on each of the 30 attackable
+methods. A CUDA variant runs where CUDA is available.
 """
 
 from __future__ import annotations
