@@ -6,6 +6,7 @@
 
 from ._types import Attribution, MetricResult, Prediction
 from .api import attribute, evaluate, fingerprint, list_methods, list_metrics, predict
+from .audit import Audit, audit, load_audit
 from .errors import Cancelled, SaliencyError, SaliencyWarning
 from .reduce import reduce_channels
 from .sanity import data_randomization
@@ -21,4 +22,5 @@ __all__ = ["Attribution", "Cancelled", "MetricResult", "Prediction", "SaliencyEr
            "data_randomization", "evaluate", "fingerprint", "list_methods", "list_metrics",
            "predict", "reduce_channels", "show", "validate"]
 __all__ += ["AttackResult", "agreement", "attack", "attack_sweep"]
+__all__ += ["Audit", "audit", "load_audit"]
 __version__ = "0.1.0"

@@ -34,6 +34,26 @@ def list_methods() -> list[dict[str, Any]]:
     return [METHODS.get(name).describe() for name in METHODS.names()]
 
 
+def describe_method(method: str) -> dict[str, Any]:
+    """Return one method's plain-data description (as in :func:`list_methods`); an unknown name
+    fails with the close matches."""
+    return METHODS.get(method).describe()
+
+
+def method_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Return ``params`` checked against ``method`` and completed with its defaults (the values
+    :func:`attribute` would record; equal settings give equal dicts)."""
+    return check_params(METHODS.get(method), params)
+
+
+def model_placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Return where and in which floating dtype the model computes: its first parameter's device
+    and dtype (CPU float32 for a model without parameters)."""
+    for p in unwrap(model).parameters():
+        return p.device, (p.dtype if p.dtype.is_floating_point else torch.float32)
+    return torch.device("cpu"), torch.float32
+
+
 def list_metrics() -> list[dict[str, Any]]:
     """Return one plain-data description per metric, with ``higher_is_better`` and parameters."""
     return [METRICS.get(name).describe() for name in METRICS.names()]
@@ -181,7 +201,8 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
     return Attribution(values=values, method=spec.name, target=resolved_target,
                        contrast=resolved_contrast, params={**full, **ctx.resolved},
                        layer=layer_name, seed=seed, normalization=norm_record,
-                       seconds=time.perf_counter() - started, extras=ctx.notes)
+                       seconds=time.perf_counter() - started, extras=ctx.notes,
+                       logits=ctx.original_logits())
 
 
 def attribute_graph(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: str,

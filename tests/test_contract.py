@@ -244,6 +244,20 @@ def test_shape_dtype_detached(name, dtype):
         assert list(attr.target) == model(x).argmax(1).tolist()
 
 
+@pytest.mark.parametrize("name", METHODS)
+def test_logits_are_those_of_the_original_input(name):
+    """``attr.logits`` comes from the method's own pass over the unperturbed input (the audit
+    reads predictions from it): chunked row by row, and never from a perturbed copy."""
+    model = make_model(name, torch.float64)
+    x = make_x(3, torch.float64)
+    contrast = None if name in AGNOSTIC else "runner_up"
+    attr = attribute(model, x, name, batch_size=1, contrast=contrast)
+    with torch.no_grad():
+        expected = model(x)
+    assert attr.logits is not None and attr.logits.shape == (3, CLASSES)
+    torch.testing.assert_close(attr.logits, expected, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
 @pytest.mark.parametrize("name", METHODS)
 def test_half_precision_gives_float32(name, dtype):

@@ -19,7 +19,7 @@ import saliency_widgets as sw
 from saliency_widgets.render.heatmap import display_map
 from saliency_widgets.widget import compute as compute_module
 from saliency_widgets.widget.cache import ByteLRU
-from saliency_widgets.widget.export import threshold_mask
+from saliency_widgets.render import threshold_mask
 from saliency_widgets.widget.image import find_normalization, prepare
 from saliency_widgets.widget.jobs import Job, Worker
 from saliency_widgets.widget.labels import resolve_labels
@@ -349,8 +349,8 @@ def test_cache_memory_is_bounded_over_100_selections(opened):
         w.target = target
         assert w.wait(30)
         assert w.panels[0].state == "ready" and w.panels[0].target == target
-        assert w._cache.nbytes <= bound
-    assert len(w._cache) == 10
+        assert w._board.cache.nbytes <= bound
+    assert len(w._board.cache) == 10
     w.target = 0  # evicted long ago: computed again, not served stale
     assert w.panels[0].state == "computing"
     assert w.wait(30) and w.panels[0].target == 0

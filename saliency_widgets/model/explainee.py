@@ -21,15 +21,16 @@ from typing import Any, Callable
 
 import torch
 from torch import nn
-from torch.overrides import TorchFunctionMode
 
 from ..errors import SaliencyError, SaliencyWarning
 from ..work import Work
 from .attention import attention_blocks, explicit_attention, token_head
 from .bias import bias_layers
+from .graph import Untraceable
 from .heads import gap_linear_head, record_linear_calls
 from .hooks import (GuidedReLUMode, ablate_channels, capture_layer, capture_outputs,
                     fresh_inputs, guided_relus)
+from .incremental import Occluder
 from .layers import ResolvedLayer, resolve_layer
 from .objective import Objective
 from .rewrite import RewriteMode, rewritten_pass
@@ -91,17 +92,26 @@ class Explainee:
         self.differentiable = False
         self.notes: dict[str, Any] = {}
         self.resolved: dict[str, Any] = {}
+        # Logits of the original rows, kept as the method computes them (for Attribution.logits).
+        # Only the top-level explainee keeps them: with_rows() explainees see perturbed copies.
+        self._logits: torch.Tensor | None = None
+        self._logits_seen: torch.Tensor | None = None
+        self._keep_logits = True
 
     # --- logits and scores -------------------------------------------------------------------
     def logits(self, xb: torch.Tensor) -> torch.Tensor:
-        out = select_output(self.model(xb), self.output)
-        if out.dim() == 1 and xb.shape[0] == 1:
+        return self._checked(self.model(xb), xb.shape[0])
+
+    def _checked(self, out: Any, n: int) -> torch.Tensor:
+        """The logits selected from a model output for a batch of ``n``, shape-checked."""
+        out = select_output(out, self.output)
+        if out.dim() == 1 and n == 1:
             raise SaliencyError(f"the model returned shape {tuple(out.shape)} for a batch of 1: "
                                 f"it looks squeezed; remove .squeeze() from the model's forward "
                                 f"so it returns (B, classes) logits")
-        if out.dim() != 2 or out.shape[0] != xb.shape[0]:
+        if out.dim() != 2 or out.shape[0] != n:
             raise SaliencyError(f"the model must return (B, classes) logits; for a batch of "
-                                f"{xb.shape[0]} it returned shape {tuple(out.shape)}. Select "
+                                f"{n} it returned shape {tuple(out.shape)}. Select "
                                 f"the logits with output=, or flatten extra dimensions")
         self.objective.check_classes(out.shape[1])
         return out
@@ -115,7 +125,24 @@ class Explainee:
                 raise SaliencyError("the model produced NaN or Inf logits for this input; check "
                                     "the input's scale and the model's weights")
             self.objective.resolve(logits, rows)
+            if self._keep_logits:
+                self._keep(logits, rows)
         return self.objective.score(logits, rows)
+
+    def _keep(self, logits: torch.Tensor, rows: torch.Tensor) -> None:
+        if self._logits is None:
+            self._logits = torch.zeros(self.objective.batch, logits.shape[1], dtype=logits.dtype,
+                                       device=logits.device)
+            self._logits_seen = torch.zeros(self.objective.batch, dtype=torch.bool,
+                                            device=logits.device)
+        self._logits[rows] = logits.detach()
+        self._logits_seen[rows] = True
+
+    def original_logits(self) -> torch.Tensor | None:
+        """``(B, classes)`` logits of the unperturbed input, or None unless every row was seen."""
+        if self._logits is None or not bool(self._logits_seen.all()):
+            return None
+        return self._logits
 
     # --- primitives --------------------------------------------------------------------------
     def scores(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
@@ -178,7 +205,7 @@ class Explainee:
         return self._out(s), g
 
     def input_grad_under(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
-                         mode: TorchFunctionMode, reference: torch.Tensor | None = None,
+                         mode: RewriteMode, reference: torch.Tensor | None = None,
                          relevance: bool = False, original: bool = False
                          ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """``(scores (n,), reference scores (n,) or None, input "gradient" (n, C, H, W))`` with
@@ -339,6 +366,48 @@ class Explainee:
             raise SaliencyError(f"layer {layer.name!r} did not run in the forward pass")
         return s, layer.to_grid(cap.output)
 
+    def occluder(self, x: torch.Tensor, window: tuple[int, int],
+                 origins: torch.Tensor) -> Occluder:
+        """An incremental evaluator of ``x``'s images occluded by windows at ``origins``
+        (``model/incremental.py``); raises :class:`~.graph.Untraceable` where there is none."""
+        return Occluder(self.model, x[:1], window, origins)
+
+    def occluded_logits(self, occ: Occluder, x: torch.Tensor, base: torch.Tensor, b: int,
+                        index: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of image ``b`` of ``x`` (``index=None``) or of its copies with the windows
+        ``index`` filled with ``base`` (broadcastable to ``x``), computed incrementally."""
+        base_b = base[b:b + 1] if base.shape[0] > 1 else base
+        out = occ.prime(x[b:b + 1], base_b, key=b)
+        if index is not None:
+            out = occ(index)
+        return self._checked(out, 1 if index is None else index.numel())
+
+    def occluded_scores(self, occ: Occluder, x: torch.Tensor, base: torch.Tensor, b: int,
+                        index: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        """``(n,)`` objective of image ``b`` with the windows ``index`` filled (incrementally)."""
+        with torch.no_grad():
+            return self._scores(self.occluded_logits(occ, x, base, b, index), rows, False)
+
+    def occluder_reference(self, occ: Occluder, x: torch.Tensor,
+                           base: torch.Tensor) -> torch.Tensor:
+        """``(B,)`` objective of each unoccluded image as ``occ`` computes it, after checking
+        that its logits equal the model's; raises :class:`~.graph.Untraceable` otherwise (a
+        traced graph can differ from ``forward``, e.g. where Python code depends on values)."""
+        refs = []
+        with torch.no_grad():
+            for b in range(x.shape[0]):
+                self.work.check_cancel()
+                got = self.occluded_logits(occ, x, base, b)
+                want = self.logits(x[b:b + 1])
+                scale = float(want.abs().max()) or 1.0
+                gap = float((got - want).abs().max())
+                if not gap <= torch.finfo(x.dtype).eps ** 0.5 * scale:
+                    raise Untraceable(f"the traced graph's logits differ from the model's by "
+                                      f"{gap:.3g} (image {b}): the forward depends on more than "
+                                      f"torch.fx records")
+                refs.append(self._scores(got, torch.tensor([b], device=x.device), False))
+        return torch.cat(refs)
+
     def layers_grad(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
                     original: bool = False
                     ) -> tuple[torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
@@ -484,6 +553,8 @@ class Explainee:
         new.__dict__.update(self.__dict__)
         new.objective = self.objective.take(index)
         new.notes, new.resolved = {}, {}
+        new._logits = new._logits_seen = None
+        new._keep_logits = False
         return new
 
     def note(self, key: str, value: Any) -> None:

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import SaliencyError, SaliencyWarning
-from ..model.copy import unwrap
+from ..api import model_placement
 
 Norm = tuple[tuple[float, ...], tuple[float, ...]]
 
@@ -163,13 +163,6 @@ def _display(x: torch.Tensor, norm: Norm | None) -> np.ndarray:
     return (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
-def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """Where and in which dtype the model computes (its first parameter; CPU float32 if none)."""
-    for p in unwrap(model).parameters():
-        return p.device, (p.dtype if p.dtype.is_floating_point else torch.float32)
-    return torch.device("cpu"), torch.float32
-
-
 def prepare(model: nn.Module, image: Any, preprocess: Callable[[Any], Any] | None = None,
             mean: Any = None, std: Any = None) -> Prepared:
     """Return the model's input and its display picture (see the module docstring)."""
@@ -178,7 +171,7 @@ def prepare(model: nn.Module, image: Any, preprocess: Callable[[Any], Any] | Non
                             f"{type(preprocess).__name__}")
     norm = _norm(mean, std, find_normalization(preprocess))
     x = _to_chw_float(image, preprocess)
-    device, dtype = model_device_dtype(model)
+    device, dtype = model_placement(model)
     display = _display(x, norm)
     return Prepared(x=x.unsqueeze(0).to(device=device, dtype=dtype), display=display,
                     normalization=norm)
