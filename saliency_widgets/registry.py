@@ -127,6 +127,16 @@ class Spec:
         """Whether the method reads a layer (declares the ``layer`` parameter)."""
         return "layer" in self.params
 
+    # Where an attack (sw.attack) gets its step direction: "direct" (the map varies with x through
+    # the activations), "surrogate" (only through ∇ₓf, piecewise constant on ReLU networks: a
+    # softplus copy's derivative), or "none: <why>" (no direction at all; the attack says why).
+    derivative: str = "direct"
+
+    @property
+    def no_derivative(self) -> str | None:
+        """Why the map has no input derivative an attack could follow (None: it has one)."""
+        return self.derivative[len("none: "):] if self.derivative.startswith("none: ") else None
+
     @property
     def defaults(self) -> dict[str, Any]:
         """Each function parameter's default, in signature order (``layer`` is the call's)."""
@@ -197,6 +207,7 @@ class Spec:
             "name": self.name, "label": self.label, "family": self.family,
             "output": self.output, "uses_layer": self.uses_layer,
             "stochastic": self.stochastic, "class_agnostic": self.class_agnostic,
+            "derivative": self.derivative,
             "params": {n: p.default for n, p in self.params.items()},
             "choices": {k: list(v) for k, v in self.choices.items()},
             "parameters": {n: p.describe() for n, p in self.params.items()},
@@ -319,16 +330,21 @@ def method(*, label: str, family: str, output: str, uses_layer: bool = False,
            validators: Mapping[str, Check] | None = None,
            python_only: Mapping[str, str] | None = None, notes: Mapping[str, str] | None = None,
            class_agnostic: bool = False, wraps: tuple[str, str] | None = None,
-           sums_to_baseline: bool = False, segment_values: bool = False
-           ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+           sums_to_baseline: bool = False, segment_values: bool = False,
+           derivative: str = "direct") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn(ctx, x, **params)`` under its own name (registry key = function name).
 
     ``uses_layer`` declares the call's ``layer`` parameter; ``wraps=("base", "base_params")``
     says the method runs the method named by ``base`` with the parameters in ``base_params``
-    (or passed flat); the rest is described in :func:`declare` and :class:`Spec`.
+    (or passed flat); ``derivative`` says where an attack gets its step direction (see
+    :class:`Spec`); the rest is described in :func:`declare` and :class:`Spec`.
     """
     if output not in ("input", "map"):
         raise ValueError(f"output must be 'input' or 'map', got {output!r}")
+    if derivative not in ("direct", "surrogate") and not (
+            derivative.startswith("none: ") and len(derivative) > len("none: ")):
+        raise ValueError(f"derivative must be 'direct', 'surrogate' or 'none: <why>', got "
+                         f"{derivative!r}")
 
     def register(fn: Callable[..., Any]) -> Callable[..., Any]:
         doc = inspect.getdoc(fn) or ""
@@ -337,7 +353,8 @@ def method(*, label: str, family: str, output: str, uses_layer: bool = False,
         METHODS.add(Spec(name=fn.__name__, fn=fn, label=label, family=family, output=output,
                          params=params, stochastic=stochastic, doc=doc.split("\n\n")[0],
                          class_agnostic=class_agnostic, wraps=wraps,
-                         sums_to_baseline=sums_to_baseline, segment_values=segment_values))
+                         sums_to_baseline=sums_to_baseline, segment_values=segment_values,
+                         derivative=derivative))
         return fn
 
     return register

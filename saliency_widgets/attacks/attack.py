@@ -31,7 +31,7 @@ from ..work import Progress, Work, callback, progress_bar
 from . import pgd
 from .result import AttackResult
 from .shift import centre_of_mass, magnitude, map_shift, mass_in, top_k_mask
-from .surrogate import direction_model
+from .surrogate import check_derivative, direction_model
 
 SWEEP = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 
@@ -133,7 +133,8 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
         logits by more than ``tolerance``, relative L2).
     beta : float or None
         Softplus β of the surrogate that gives the direction for gradient-only methods
-        (``surrogate.GRADIENT_ONLY``); None attacks them directly (no direction on ReLU nets).
+        (``derivative="surrogate"`` in ``list_methods()``); None attacks them directly (no
+        direction on ReLU nets). Methods with ``derivative="none: …"`` are refused.
     defence : float or None
         Dombrowski et al.'s defence: explain (and attack) through the softplus(``defence``)
         copy of the model. Labels are still the model's own.
@@ -161,6 +162,7 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
                             f"{type(params).__name__}")
     params = dict(params or {})
     spec = METHODS.get(method)
+    check_derivative(spec.name, params)
     check_input(model, x)
     B, C = x.shape[:2]
     norm, _ = parse_normalization(normalization, C, x.device, x.dtype)

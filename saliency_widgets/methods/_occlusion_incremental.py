@@ -39,6 +39,9 @@ def choose_path(ctx: Explainee, x: torch.Tensor, base: torch.Tensor, window: tup
     """Build the incremental evaluator if ``mode`` asks for it and it pays; record the choice."""
     if mode is False or mode == 0:
         return _plain(ctx, "incremental=False")
+    if ctx.differentiable:  # an attack differentiates the map; cached feature maps have no graph
+        return _plain(ctx, "a differentiable map (sw.attack): the incremental path keeps no "
+                           "autograd graph")
     if mode == "auto" and x.device.type != "cpu":
         return _plain(ctx, f"auto: the cost model is calibrated on CPUs only; pass "
                            f"incremental=True to use it on {x.device.type}")

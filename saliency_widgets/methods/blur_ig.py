@@ -49,7 +49,7 @@ def _blur(pixels: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch
     return rows[:, None] @ pixels @ cols[:, None].transpose(-1, -2)
 
 
-@method(label="Blur IG", family="path", output="input",
+@method(label="Blur IG", family="path", output="input", derivative="surrogate",
         validators={"steps": positive_int, "max_sigma": positive.or_none(), "grad_step": positive})
 def blur_ig(ctx: Explainee, x: torch.Tensor, *, steps: int = 100,
             max_sigma: float | None = None, grad_step: float = 0.01) -> torch.Tensor:

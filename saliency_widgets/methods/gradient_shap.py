@@ -54,7 +54,7 @@ def sample_draws(ctx: Explainee, x: torch.Tensor, samples: int, n_refs: int,
 
 @method(label="GradientSHAP", family="path", output="input", stochastic=True,
         choices={"references": REFERENCES}, python_only={"references": REFERENCES_NOTE},
-        validators={"samples": positive_int, "noise": nonnegative})
+        validators={"samples": positive_int, "noise": nonnegative}, derivative="surrogate")
 def gradient_shap(ctx: Explainee, x: torch.Tensor, *, samples: int = 32, noise: float = 0.0,
                   references: object = None) -> torch.Tensor:
     """Expected (input − reference) × gradient at random points between reference and input."""

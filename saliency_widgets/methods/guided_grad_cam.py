@@ -17,7 +17,8 @@ from ._cam import combine, grad_cam_weights
 from ._common import over_batch, upsample
 
 
-@method(label="Guided Grad-CAM", family="cam", output="input", uses_layer=True)
+@method(label="Guided Grad-CAM", family="cam", output="input", uses_layer=True,
+        derivative="surrogate")
 def guided_grad_cam(ctx: Explainee, x: torch.Tensor, *, relu: bool = True) -> torch.Tensor:
     """Guided backprop gradient times the upsampled Grad-CAM map."""
     size = tuple(x.shape[-2:])

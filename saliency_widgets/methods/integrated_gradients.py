@@ -49,7 +49,7 @@ def quadrature(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
 
 @method(label="Integrated Gradients", family="path", output="input",
         choices={"rule": RULES, "baseline": BASELINE}, validators={"steps": positive_int},
-        sums_to_baseline=True)
+        sums_to_baseline=True, derivative="surrogate")
 def integrated_gradients(ctx: Explainee, x: torch.Tensor, *, steps: int = 32,
                          rule: str = "gauss_legendre", baseline: object = None) -> torch.Tensor:
     """Path integral of gradients from a baseline to the input, times (input − baseline)."""

@@ -92,7 +92,7 @@ def _region_masks(segments: Any, x: torch.Tensor) -> list[torch.Tensor] | None:
 @method(label="XRAI", family="region", output="map",
         choices={"rule": RULES, "baseline": BASELINES, "segments": SEGMENTS},
         validators={"steps": positive_int, "min_pixel_diff": positive_int,
-                    "area_threshold": unit_interval})
+                    "area_threshold": unit_interval}, derivative="surrogate")
 def xrai(ctx: Explainee, x: torch.Tensor, *, steps: int = 32, rule: str = "gauss_legendre",
          baseline: object = None, segments: object = "felzenszwalb", min_pixel_diff: int = 50,
          area_threshold: float = 1.0) -> torch.Tensor:
