@@ -136,7 +136,7 @@ class Worker:
         except Cancelled:
             job.finished = True
             self._safely(job.on_cancelled, job.key)
-        except BaseException as err:  # noqa: BLE001 — shown in the widget and warned
+        except BaseException as err:
             job.finished = True
             self._safely(job.on_error, job.key, err)
         else:
@@ -147,11 +147,11 @@ class Worker:
         """Run a callback; a failure must not kill the worker thread, nor pass unseen."""
         try:
             fn(*args)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             if self._on_failure is None:
                 log.exception("saliency widget: a job callback failed")
                 return
             try:
                 self._on_failure(err)
-            except Exception:  # noqa: BLE001 — the last resort: the log
+            except Exception:
                 log.exception("saliency widget: a job callback failed, and so did its report")

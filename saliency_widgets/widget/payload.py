@@ -31,7 +31,8 @@ def to_payload(array: Any) -> dict[str, Any]:
     a = np.ascontiguousarray(a)
     if a.dtype.byteorder == ">":
         a = a.astype(a.dtype.newbyteorder("<"))
-    return {"view": memoryview(a).cast("B"), "dtype": a.dtype.name, "shape": [int(s) for s in a.shape]}
+    return {"view": memoryview(a).cast("B"), "dtype": a.dtype.name,
+            "shape": [int(s) for s in a.shape]}
 
 
 def from_payload(payload: dict[str, Any]) -> np.ndarray:
