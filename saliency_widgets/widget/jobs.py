@@ -61,7 +61,8 @@ class Worker:
                 running.cancel.set()
             keep_running = (running is not None and not running.cancel.is_set()
                             and not running.finished)
-            self._queue = [job for job in jobs if not (keep_running and job.key == running.key)]
+            kept = running.key if keep_running and running is not None else None
+            self._queue = [job for job in jobs if not (keep_running and job.key == kept)]
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._thread.start()
