@@ -159,13 +159,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
                            for name in ("opacity", "clip_percentile", "threshold")}
             for key, value in display.items():
                 setattr(self, key, value)
-            self.target = int(self._prediction.top_classes[0, 0]) if target is None else target
-            if isinstance(contrast, str):
-                self.contrast_mode = "runner_up"
-                self.contrast = self._runner_up()
-            elif contrast is not None:
-                self.contrast_mode = "class"
-                self.contrast = contrast
+            self._set_objective(target, contrast)
             self.params = editable
             self.methods_selected = list(methods)
         self._ready = True
@@ -235,17 +229,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
                 with self.hold_sync():
                     self.image = to_payload(prepared.display)
                     self.predictions = self._top_predictions()
-                    self.target = (int(self._prediction.top_classes[0, 0]) if target is None
-                                   else target)
-                    if isinstance(contrast, str):
-                        self.contrast_mode = "runner_up"
-                        self.contrast = self._runner_up()
-                    elif contrast is not None:
-                        self.contrast_mode = "class"
-                        self.contrast = contrast
-                    else:
-                        self.contrast_mode = "none"
-                        self.contrast = None
+                    self._set_objective(target, contrast)
             finally:
                 self._ready = ready
         self._refresh()
@@ -375,6 +359,17 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
             # toggling a method off and on again asks for it afresh
             self._board.forget(set(change["old"] or ()) - set(new))
         self._refresh()
+
+    def _set_objective(self, target: int | None, contrast: int | str | None) -> None:
+        """Target (None: the prediction) and contrast (a class, "runner_up" or None), set while
+        the observers are quiet (``_ready`` False: one refresh follows)."""
+        self.target = int(self._prediction.top_classes[0, 0]) if target is None else target
+        if isinstance(contrast, str):
+            self.contrast_mode = "runner_up"
+            self.contrast = self._runner_up()
+        else:
+            self.contrast_mode = "none" if contrast is None else "class"
+            self.contrast = contrast
 
     def _set_contrast(self, value: int | None) -> None:
         self._resolving = True

@@ -39,9 +39,9 @@ eb = sw.explore(big, page_size=24)
 print(len(big), eb.total)
 '''
 
-# Time from a click to the gallery showing the new page: the grid's children are replaced when
-# the page's rows, images and maps have arrived and been drawn (a MutationObserver sees it).
-JS_CLICK_TO_GALLERY = """async ([root, sel]) => {
+# Time from an action to the gallery showing the new page: the grid's children are replaced
+# when the page's rows, images and maps have arrived and been drawn (a MutationObserver sees it).
+_JS_TO_GALLERY = """async ([root, act, arg]) => {
   const grid = root.querySelector('[data-testid=gallery]');
   const before = grid.firstElementChild;
   return await new Promise((resolve, reject) => {
@@ -51,25 +51,17 @@ JS_CLICK_TO_GALLERY = """async ([root, sel]) => {
       if (grid.firstElementChild !== before) { obs.disconnect(); clearTimeout(timer); resolve(performance.now() - t0); }
     });
     obs.observe(grid, {childList: true});
-    root.querySelector(sel).click();
+    ACTION
   });
 }"""
-
-JS_SORT_TO_GALLERY = """async ([root, column]) => {
-  const grid = root.querySelector('[data-testid=gallery]');
-  const before = grid.firstElementChild;
-  const select = root.querySelector('[data-testid=sort-by]');
-  return await new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const timer = setTimeout(() => reject(new Error('gallery unchanged after 30 s')), 30000);
-    const obs = new MutationObserver(() => {
-      if (grid.firstElementChild !== before) { obs.disconnect(); clearTimeout(timer); resolve(performance.now() - t0); }
-    });
-    obs.observe(grid, {childList: true});
-    select.value = column;
-    select.dispatchEvent(new Event('change', {bubbles: true}));
-  });
-}"""
+# click the element `arg` selects
+JS_CLICK_TO_GALLERY = _JS_TO_GALLERY.replace("[root, act, arg]", "[root, arg]").replace(
+    "ACTION", "root.querySelector(arg).click();")
+# sort by the column `arg`
+JS_SORT_TO_GALLERY = _JS_TO_GALLERY.replace("[root, act, arg]", "[root, arg]").replace(
+    "ACTION", """const select = root.querySelector('[data-testid=sort-by]');
+    select.value = arg;
+    select.dispatchEvent(new Event('change', {bubbles: true}));""")
 
 
 @pytest.fixture(scope="module")
