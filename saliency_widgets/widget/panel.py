@@ -94,6 +94,7 @@ class Panel(LockedSync, anywidget.AnyWidget):
         """The latest result computed for this panel (pinned: kept outside the cache)."""
         self.entry: Entry | None = None
         """The entry whose maps are shown now (None unless the state is ``ready``)."""
+        self.unseen = False
 
     def hide(self) -> None:
         """The method was deselected: send no maps (the pinned result stays in Python)."""
@@ -110,6 +111,10 @@ class Panel(LockedSync, anywidget.AnyWidget):
     def show(self, key: PanelKey | None, state: str, objective: str, *,
              entry: Entry | None = None, error: str = "") -> None:
         """Update the synced state in one message; the maps are sent only when they change."""
+        # A message sent from the worker thread between two cells reaches Lab, but a notebook
+        # runner (nbclient, nbconvert --execute) listens only to the cell that runs: wait()
+        # sends such a panel's state once more from the cell that waits.
+        self.unseen = threading.current_thread() is not threading.main_thread()
         with self.hold_sync():
             if entry is not self.entry:
                 self.signed = None if entry is None else to_payload(entry.signed)

@@ -192,9 +192,19 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
     def wait(self, timeout: float | None = 120.0) -> bool:
         """Block until every wanted map is computed (or failed); return False on timeout.
 
-        When it returns True the traits are final: the worker's last callback has written them.
+        When it returns True the traits are final: the worker's last callback has written them,
+        and the front end has them (a panel last written by the worker is sent again from here,
+        for notebook runners that listen only to the running cell).
         """
-        return self._worker.wait(timeout)
+        if not self._worker.wait(timeout):
+            return False
+        with self.hold_sync():
+            for panel in self.panels:
+                if panel.unseen:
+                    panel.unseen = False
+                    panel.send_state()
+            self.send_state(["panels", "status", "error", "message", "progress"])
+        return True
 
     def refresh(self) -> None:
         """Recompute the predictions and every shown map from the model's current weights.
