@@ -27,8 +27,8 @@ Maps = Attribution | torch.Tensor
 
 
 def _as_masks(masks: Any, B: int, H: int, W: int, device: torch.device) -> torch.Tensor:
-    if isinstance(masks, np.ndarray):
-        masks = torch.from_numpy(masks)
+    if isinstance(masks, np.ndarray):  # a read-only array (the widget's expert_mask) is copied
+        masks = torch.from_numpy(masks if masks.flags.writeable else masks.copy())
     if not isinstance(masks, torch.Tensor):
         raise SaliencyError(f"masks must be a (B, H, W) or (H, W) bool tensor or array, got "
                             f"{type(masks).__name__}")

@@ -185,6 +185,12 @@ def test_agreement_equals_evaluate_for_every_panel_and_follows_the_panels(opened
     assert w.wait(60)
     assert w.agreement["gradient"] == evaluate_all(model, w, "gradient", w.expert_mask)
     assert w.agreement["gradient"] != before
+    # sw.agreement takes the widget's (read-only) mask as it is, and gives the same numbers
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        batch = sw.agreement({a.method: a for a in w.attributions}, w.expert_mask)
+    assert {m: {k: r.scores[0].item() for k, r in res.items()} for m, res in batch.items()} \
+        == w.agreement
     w.expert_mask = None
     assert w.agreement == {}
 
