@@ -1,4 +1,4 @@
-// Each panel's agreement with the painted mask, in words and numbers, under its badges:
+// Each panel's agreement with the painted mask, in words and numbers, at the panel's foot:
 // [data-testid=agreement][data-method=M], one [data-metric] span per metric.
 import { h } from "../dom";
 import { listen, type WidgetModel } from "../model";
@@ -38,9 +38,7 @@ export function agreementLines(model: WidgetModel, views: Map<string, Decorated>
       let line = view.root.querySelector<HTMLElement>(":scope > [data-testid=agreement]");
       if (!line) {
         line = h("div", { class: "sw-agreement", "data-testid": "agreement", "data-method": method, "aria-label": "agreement with the painted mask" });
-        const badges = view.root.querySelector(":scope > [data-testid=badges]");
-        if (badges) badges.after(line);
-        else view.root.append(line);
+        view.root.append(line); // under the canvas: a line appearing mid-stroke must not move it
       }
       const items = agreementItems(all[method]);
       line.hidden = items === null;
