@@ -338,3 +338,19 @@ def test_a_failed_attack_says_why_in_the_view_and_the_cell(opened, demo):
         assert view["state"] == "error" and "pass normalization=" in view["error"]
     finally:
         w.close()
+
+
+def test_another_image_clears_the_mask_and_the_attacks(opened, demo):
+    w = opened(methods=("gradient",))
+    w.expert_mask = demo[1].masks[1].numpy()
+    w.attack("gradient", steps=2)
+    assert w.wait(60)
+    assert w.agreement and panel(w, "gradient").attack["state"] == "ready"
+    w.set_image(demo[1].images[2])  # a mask painted on the last picture means nothing here
+    assert w.wait(60)
+    assert w.expert_mask is None and w.agreement == {}
+    assert panel(w, "gradient").attack is None and w.attack_results == {}
+    w.attack("gradient", steps=2)  # an attack now attacks the new picture
+    assert w.wait(60)
+    assert torch.equal(w.attack_results["gradient"].original.values,
+                       panel(w, "gradient").entry.attribution.values)

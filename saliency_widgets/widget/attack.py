@@ -141,11 +141,11 @@ def view_arrays(result: AttackResult, prepared: Prepared) -> dict[str, Any]:
 class Attacks(Extra):
     """The widget's attacks: requests, their jobs, and each panel's ``attack`` view."""
 
-    def __init__(self, panels: Mapping[str, Panel], model: Any, prepared: Prepared,
+    def __init__(self, panels: Mapping[str, Panel], model: Any, prepared: Callable[[], Prepared],
                  output: Any, lock: threading.RLock, warn: Callable[[str], None]) -> None:
         self._panels = panels
         self._model = model
-        self._prepared = prepared
+        self._prepared = prepared  # the widget's current input (w.set_image changes it)
         self._output = output
         self._lock = lock
         self._warn = warn
@@ -156,6 +156,10 @@ class Attacks(Extra):
     def request(self, method: str, options: dict[str, Any]) -> None:
         """Ask for an attack on ``method``'s map (it replaces that method's previous one)."""
         self.slots[method] = Slot(options=dict(options))
+
+    def clear(self) -> None:
+        """Forget every attack (the picture changed); the next refresh clears the views."""
+        self.slots.clear()
 
     def stop(self, method: str) -> None:
         """Cancel ``method``'s attack (the widget's next refresh drops its job)."""
@@ -199,7 +203,7 @@ class Attacks(Extra):
     def _job(self, key: AttackKey, panel: Panel) -> Job:
         attr = panel.entry.attribution  # type: ignore[union-attr]
         options = dict(key.options)
-        model, prepared, output = self._model, self._prepared, self._output
+        model, prepared, output = self._model, self._prepared(), self._output
 
         def run(progress: Callable[[int, int], None], cancel: threading.Event) -> Any:
             with self._lock:

@@ -35,7 +35,7 @@ from ipywidgets import widget_serialization
 from torch import nn
 
 from .._types import Attribution, Prediction
-from ..api import describe_method, fingerprint, list_methods, predict
+from ..api import describe_method, fingerprint, list_layers, list_methods, predict
 from ..errors import SaliencyError, SaliencyWarning
 from ..render import Overlay, display_map, overlay_grid
 from ..render.heatmap import SIGNS
@@ -43,12 +43,13 @@ from .assets import COLORMAPS, bundle, colormap_lut, known_colormap
 from .attack import Attacks, check_options
 from .board import Board, Extra, Planned
 from .compute import explain_job
+from .display import DisplayOnce, shown
 from .image import Prepared, prepare
 from .jobs import Job, Worker
 from .labels import resolve_labels
 from .paint import Agreement, check_mask, load_mask, mask_from_json, mask_to_json, save_mask
 from .panel import Panel, PanelKey
-from .params import jsonable, layer_choices
+from .params import jsonable
 from .plan import Selection, plan
 from .payload import to_payload
 from .sync import LockedSync
@@ -56,7 +57,7 @@ from .sync import LockedSync
 _DISPLAY = ("colormap", "opacity", "sign", "clip_percentile", "threshold")
 
 
-class SaliencyWidget(LockedSync, anywidget.AnyWidget):
+class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
     """Heatmaps of several attribution methods over one image, side by side, zoom linked.
 
     Open it with :func:`show`. Traits listed under "Testing contract" in the README are stable.
@@ -138,6 +139,7 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         self._output = output
         self._seed = seed
         self._top_k = top_k
+        self._prepare = (preprocess, mean, std)
         self._prepared: Prepared = prepare(model, image, preprocess, mean, std)
         self._epoch = 0
         self._fingerprint = fingerprint(model)
@@ -147,7 +149,6 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         self._resolving = False
         self._ready = False
         self._last_progress = 0.0
-        self._suppress_display_at: int | None = None
         # The context of the cell that made the widget: in a Jupyter kernel it names that cell,
         # so a warning raised later by the worker thread lands in this cell's output (JupyterLab
         # shows output that arrives after a cell finished). The worker itself runs outside it:
@@ -158,12 +159,13 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         # create an anywidget model from a message handler (it needs the cell's context for the
         # model's code), so a toggle must never create one.
         registry = list_methods()
-        self._defaults = {m["name"]: m["params"] for m in registry}
+        self._registry = {m["name"]: m for m in registry}
         self._board = Board([(m["name"], m["label"]) for m in registry], cache_bytes, lock)
         self._extras: list[Extra] = []  # features that add work after the maps (board.Extra)
         super().__init__(sync_lock=lock)
         self._agreement = Agreement(lambda: self.expert_mask, self._set_agreement)
-        self._attacks = Attacks(self._board.slots, model, self._prepared, output, lock, self._warn)
+        self._attacks = Attacks(self._board.slots, model, lambda: self._prepared, output, lock,
+                                self._warn)
         self._extras += [self._agreement, self._attacks]
         self._worker = Worker(on_failure=self._internal_error)
         with self.hold_sync():
@@ -230,6 +232,43 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
             self._epoch += 1
             self._fingerprint = None  # type: ignore[assignment]  (forces a new prediction)
             self._board.forget()
+        self._refresh()
+
+    def set_image(self, image: Any, *, target: int | None = None,
+                  contrast: int | str | None = None) -> None:
+        """Explain another image with the same model, methods, parameters and display settings.
+
+        ``image`` is taken as in :func:`show` (same ``preprocess`` / ``mean`` / ``std``).
+        ``target`` None means the predicted class; ``contrast`` an index, ``"runner_up"`` or None.
+        """
+        prepared = prepare(self._model, image, *self._prepare)
+        with self._sync_lock:
+            self._worker.cancel()
+            self._prepared = prepared
+            self._epoch += 1  # every key changes: maps of the last image are never shown here
+            self._board.forget()
+            self._prediction = self._predict()
+            self._fingerprint = fingerprint(self._model)
+            self._attacks.clear()  # attacks and a painted mask belong to the last picture
+            ready, self._ready = self._ready, False  # one refresh at the end, not one per trait
+            try:
+                with self.hold_sync():
+                    self.expert_mask = None
+                    self.image = to_payload(prepared.display)
+                    self.predictions = self._top_predictions()
+                    self.target = (int(self._prediction.top_classes[0, 0]) if target is None
+                                   else target)
+                    if isinstance(contrast, str):
+                        self.contrast_mode = "runner_up"
+                        self.contrast = self._runner_up()
+                    elif contrast is not None:
+                        self.contrast_mode = "class"
+                        self.contrast = contrast
+                    else:
+                        self.contrast_mode = "none"
+                        self.contrast = None
+            finally:
+                self._ready = ready
         self._refresh()
 
     def cancel(self) -> None:
@@ -323,23 +362,6 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         if board is not None:
             board.close()
         super().close()
-
-    def _ipython_display_(self) -> None:
-        # sw.show() displays the widget and returns it; when that call ends a cell, IPython would
-        # display the returned widget a second time. Skip exactly that one display.
-        from IPython import get_ipython
-        from IPython.display import display
-
-        ip = get_ipython()
-        count = getattr(ip, "execution_count", None)
-        if self._suppress_display_at is not None and self._suppress_display_at == count:
-            self._suppress_display_at = None
-            return
-        data = self._repr_mimebundle_()
-        if isinstance(data, tuple):
-            display(data[0], metadata=data[1], raw=True)
-        elif data:
-            display(data, raw=True)
 
     # -- validation ----------------------------------------------------------------------------
     def _check_class(self, value: int | None, what: str) -> None:
@@ -476,7 +498,7 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
             planned = []
             for method in self.methods_selected:
                 try:
-                    key, kwargs = plan(selection, method, self._defaults[method])
+                    key, kwargs = plan(selection, method, self._registry)
                     planned.append(Planned(method, key, kwargs))
                 except SaliencyError as err:
                     planned.append(Planned(method, error=str(err)))
@@ -586,13 +608,15 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
                 for i, v in zip(p.top_classes[0].tolist(), p.top_probs[0].tolist())]
 
     def _describe_methods(self) -> list[dict[str, Any]]:
-        layers = layer_choices(self._model)
+        """The registry, with the model's layers as the choices of every ``layer`` parameter."""
+        layers = list_layers(self._model)
         out = []
-        for desc in list_methods():
+        for desc in self._registry.values():
             desc = jsonable(desc)
-            if desc.get("uses_layer"):
-                desc["params"] = {**desc["params"], "layer": None}
-                desc["choices"] = {**desc["choices"], "layer": layers}
+            for name, p in desc["parameters"].items():
+                if p["type"] == "layer":
+                    p["choices"] = layers
+                    desc["choices"] = {**desc["choices"], name: layers}
             out.append(desc)
         return out
 
@@ -630,15 +654,5 @@ def show(model: nn.Module, image: Any, *, preprocess: Callable[[Any], Any] | Non
         ``output`` (which model output holds the logits), ``seed``, and the display options
         ``colormap``, ``opacity``, ``sign``, ``clip_percentile``, ``threshold``.
     """
-    widget = SaliencyWidget(model, image, preprocess=preprocess, labels=labels, methods=methods,
-                            mean=mean, std=std, **options)
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
-        return widget
-    ip = get_ipython()
-    if ip is not None and getattr(ip, "kernel", None) is not None:
-        display(widget)
-        widget._suppress_display_at = getattr(ip, "execution_count", None)
-    return widget
+    return shown(SaliencyWidget(model, image, preprocess=preprocess, labels=labels,
+                                methods=methods, mean=mean, std=std, **options))
