@@ -8,7 +8,6 @@ of a gradient attack take ~0.5 s).
 
 from __future__ import annotations
 
-import threading
 import time
 import warnings
 from typing import Any

@@ -182,7 +182,8 @@ class Attacks(Extra):
         out = []
         for method, slot in self.slots.items():
             panel = shown.get(method)
-            now = panel.result[0] if panel is not None and panel.entry is not None else None
+            now = (panel.result[0] if panel is not None and panel.entry is not None
+                   and panel.result is not None else None)
             if slot.key is None and slot.state == "waiting":
                 if now is not None:
                     slot.key = AttackKey(method, now, tuple(sorted(slot.options.items())))
@@ -190,8 +191,7 @@ class Attacks(Extra):
                 elif panel is None or panel.state in ("error", "cancelled"):
                     slot.state = "cancelled"
             if slot.state in ("queued", "running"):
-                assert slot.key is not None
-                if slot.key.panel == now:
+                if slot.key is not None and panel is not None and slot.key.panel == now:
                     out.append(self._job(slot.key, panel))
                 else:
                     slot.state = "cancelled"  # its map is not shown any more
@@ -275,12 +275,13 @@ class Attacks(Extra):
     def _show(self, method: str) -> None:
         panel = self._panels[method]
         slot = self.slots.get(method)
-        view = None
+        view: dict[str, Any] | None = None
         if slot is not None and self._current(panel, slot) and not (
                 slot.state == "cancelled" and slot.key is None):
             view = self._view(slot)
         if view != panel.attack:
-            panel.attack = view
+            # None (no attack on this map) is a valid value of the trait (allow_none)
+            panel.attack = view  # type: ignore[assignment]
 
     def _view(self, slot: Slot) -> dict[str, Any]:
         settings = {k: v for k, v in slot.options.items() if v is not None}

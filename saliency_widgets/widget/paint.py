@@ -53,7 +53,8 @@ def mask_from_json(value: Any, _: Any) -> np.ndarray | None:
     if len(data) != h * w:
         raise t.TraitError(f"expert_mask from the browser has {len(data)} bytes for shape "
                            f"({h}, {w})")
-    return np.frombuffer(data, dtype=np.uint8).reshape(h, w) != 0
+    mask: np.ndarray = np.frombuffer(data, dtype=np.uint8).reshape(h, w) != 0
+    return mask
 
 
 def check_mask(value: Any, size: tuple[int, int]) -> np.ndarray | None:
@@ -89,7 +90,8 @@ def save_mask(mask: np.ndarray | None, path: str | pathlib.Path) -> pathlib.Path
                             "or set w.expert_mask first")
     path = pathlib.Path(path)
     if path.suffix.lower() != ".png":
-        raise SaliencyError(f"masks are saved as PNG; give a path ending in .png, got {str(path)!r}")
+        raise SaliencyError(f"masks are saved as PNG; give a path ending in .png, got "
+                            f"{str(path)!r}")
     Image.fromarray(np.ascontiguousarray(mask, dtype=bool)).save(path, format="PNG")
     return path
 
@@ -174,7 +176,7 @@ class Agreement(Extra):
     def _score(self, attribution: Any, mask: np.ndarray) -> dict[str, float | None]:
         values = attribution.values[:1]
         if _undefined(values, mask):
-            return {m: None for m in self.metrics}
+            return dict.fromkeys(self.metrics)
         scored = agreement(values, torch.from_numpy(np.array(mask))[None], metrics=self.metrics)
         out: dict[str, float | None] = {}
         for name, result in scored.items():

@@ -419,11 +419,12 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
 
     @t.validate("attack_settings")
     def _valid_attack_settings(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        value: dict[str, Any] = proposal["value"]
         try:
-            check_options(proposal["value"])
+            check_options(value)
         except SaliencyError as err:
             raise t.TraitError(str(err)) from None
-        return proposal["value"]
+        return value
 
     @t.observe("expert_mask")
     def _on_mask(self, change: dict[str, Any]) -> None:
