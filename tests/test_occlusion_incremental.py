@@ -105,7 +105,7 @@ class WithUnknown(nn.Module):
         return self.head(h.amax((2, 3)))
 
 
-@functools.lru_cache(maxsize=None)  # built once (vgg11: 2 s); the library never changes a model
+@functools.cache  # built once (vgg11: 2 s); the library never changes a model
 def torchvision_model(name: str, seed: int = 0) -> nn.Module:
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -195,9 +195,12 @@ def test_window_region_matches_brute_force():
                              (1, 2, 0, 1, False), (3, 2, 2, 2, False), (3, 2, 1, 1, True)]:
         n = 17
         rule = Window((k, 1), (s, 1), (p, 0), (d, 1), 0.0, lambda t: t)
-        conv = (lambda t: F.max_pool2d(t, (k, 1), (s, 1), (p, 0), (d, 1), ceil_mode=True)
-                if ceil else F.conv2d(t, torch.ones(1, 1, k, 1, dtype=t.dtype), None, (s, 1),
-                                      (p, 0), (d, 1)))
+
+        def conv(t, k=k, s=s, p=p, d=d, ceil=ceil):
+            if ceil:
+                return F.max_pool2d(t, (k, 1), (s, 1), (p, 0), (d, 1), ceil_mode=True)
+            return F.conv2d(t, torch.ones(1, 1, k, 1, dtype=t.dtype), None, (s, 1), (p, 0),
+                            (d, 1))
         base = torch.rand(1, 1, n, 1, generator=g, dtype=torch.float64) + 1
         out_n = conv(base).shape[2]
         for a in range(n):
@@ -476,7 +479,7 @@ def test_tracing_leaves_other_threads_alone():
                 with tick:
                     ran[0] += 1
                     tick.notify_all()
-        except BaseException as err:  # noqa: BLE001 - reported below
+        except BaseException as err:
             errors.append(err)
             with tick:
                 tick.notify_all()

@@ -518,7 +518,7 @@ def test_attention_maps_on_a_non_square_patch_grid():
     # an input the patches do not tile (20 × 30: the convolution drops 2 columns) is refused
     wide = make_x(2, channels=1, size=(20, 30), dtype=torch.float64)
     for name in sorted(VIT_ONLY):
-        saliency_error(lambda: attribute(model, wide, name), "35 patches do not tile",
+        saliency_error(lambda name=name: attribute(model, wide, name), "35 patches do not tile",
                        r"20 × 30", "exactly")
 
 

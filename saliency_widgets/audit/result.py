@@ -68,7 +68,7 @@ class Clusters:
         return self.indices[self.labels == cluster]
 
 
-def load_audit(path: str | Path) -> "Audit":
+def load_audit(path: str | Path) -> Audit:
     """Open the audit stored in ``path`` (written by :func:`saliency_widgets.audit`)."""
     audit = Audit(path)
     if not audit.complete:
@@ -95,7 +95,7 @@ class Audit:
         self.length: int = int(m["length"])
         self.batch_size: int = int(m["batch_size"])
         self.map_shape: tuple[int, int] = tuple(m["map_shape"])
-        self._types = {name: kind for name, kind in m["columns"]}
+        self._types = dict(m["columns"])
         self.columns: tuple[str, ...] = tuple(self._types)
         self._lock = threading.RLock()
         self._con = None

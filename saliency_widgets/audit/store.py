@@ -292,7 +292,7 @@ class Writer:
                 con.execute("BEGIN IMMEDIATE")
                 con.executemany(insert, item.rows)
                 con.execute("COMMIT")
-        except BaseException as err:  # noqa: BLE001 - handed to the main thread
+        except BaseException as err:
             self.error = err
             while self._queue.get() is not None:  # let a blocked put() and close() finish
                 pass

@@ -140,7 +140,7 @@ class DeepLiftMode(RewriteMode):
         self.n = n
         self.calls = 0
 
-    def fresh(self) -> "DeepLiftMode":
+    def fresh(self) -> DeepLiftMode:
         return DeepLiftMode(self.n)
 
     def handle(self, func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:

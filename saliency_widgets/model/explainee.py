@@ -17,7 +17,7 @@ the derivative follows the network rather than the rules (``rewrite.py``).
 from __future__ import annotations
 
 import warnings
-from typing import Any, Callable, cast
+from typing import Any, Callable
 
 import torch
 from torch import nn

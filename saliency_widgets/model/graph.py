@@ -54,7 +54,7 @@ def trace(model: nn.Module) -> fx.Graph:
     try:
         with _TRACE_LOCK:  # two of our traces at once would each bypass the other's patch
             graph = _Tracer().trace(model)
-    except Exception as err:  # noqa: BLE001 - any failure means "run plainly"
+    except Exception as err:
         raise Untraceable(f"torch.fx could not trace the model ({type(err).__name__}: "
                           f"{str(err).splitlines()[0] if str(err) else ''})") from err
     for node in graph.nodes:
@@ -111,7 +111,7 @@ def _mutated_arg(root: nn.Module, node: fx.Node) -> Any:
         try:  # ``inplace`` may be passed by position: F.relu(x, True)
             named = normalize_function(node.target, node.args, node.kwargs,
                                        normalize_to_only_use_kwargs=True)
-        except Exception:  # noqa: BLE001 - a signature it cannot bind: look at kwargs only
+        except Exception:
             named = None
         flags = named.kwargs if named is not None else node.kwargs
         inplace = (flags.get("inplace") is True or name.endswith("_")
@@ -274,8 +274,8 @@ def _binary_rule(fn: Callable, node: fx.Node, dep: set[fx.Node],
     if not isinstance(x, fx.Node) or shapes.get(x) != out:
         return "it broadcasts over the spatial positions"
     const = static.get(other, other) if isinstance(other, fx.Node) else other
-    if isinstance(const, torch.Tensor) and (const.dim() >= 2 and tuple(const.shape[-2:])
-                                            != (1, 1) or const.dim() > 4):
+    if isinstance(const, torch.Tensor) and ((const.dim() >= 2 and tuple(const.shape[-2:])
+                                            != (1, 1)) or const.dim() > 4):
         return "its other operand varies over the spatial positions"
     if not isinstance(const, (torch.Tensor, int, float)):
         return "its other operand is not a constant"

@@ -74,10 +74,10 @@ class GuidedReLUMode(RewriteMode):
         super().__init__()
         self.calls = 0
 
-    def fresh(self) -> "GuidedReLUMode":
+    def fresh(self) -> GuidedReLUMode:
         return type(self)()
 
-    def __enter__(self) -> "GuidedReLUMode":
+    def __enter__(self) -> GuidedReLUMode:
         if self.smooths:  # the guided mode active in this thread (see _ACTIVE)
             self._previous = getattr(_ACTIVE, "guided", None)
             _ACTIVE.guided = self

@@ -269,7 +269,7 @@ class LRPMode(RewriteMode):
         # the layer.
         self._last: tuple[Tensor, int, _Layer, Tensor, Tensor, bool] | None = None
 
-    def fresh(self) -> "LRPMode":
+    def fresh(self) -> LRPMode:
         return LRPMode(self.rules, self.first_input)
 
     def handle(self, func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:

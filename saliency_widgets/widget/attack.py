@@ -280,8 +280,7 @@ class Attacks(Extra):
                 slot.state == "cancelled" and slot.key is None):
             view = self._view(slot)
         if view != panel.attack:
-            # None (no attack on this map) is a valid value of the trait (allow_none)
-            panel.attack = view  # type: ignore[assignment]
+            panel.attack = view
 
     def _view(self, slot: Slot) -> dict[str, Any]:
         settings = {k: v for k, v in slot.options.items() if v is not None}

@@ -6,7 +6,9 @@ mixin skips exactly that one display (the same execution count), and only that o
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TypeVar
+
+W = TypeVar("W")
 
 
 class DisplayOnce:
@@ -25,12 +27,12 @@ class DisplayOnce:
             return
         data = self._repr_mimebundle_()  # type: ignore[attr-defined]
         if isinstance(data, tuple):
-            display(data[0], metadata=data[1], raw=True)
+            display(data[0], metadata=data[1], raw=True)  # type: ignore[no-untyped-call]
         elif data:
-            display(data, raw=True)
+            display(data, raw=True)  # type: ignore[no-untyped-call]  # IPython is untyped
 
 
-def shown(widget: Any) -> Any:
+def shown(widget: W) -> W:
     """Display ``widget`` in a Jupyter kernel (nowhere else) and return it."""
     try:
         from IPython import get_ipython
@@ -39,6 +41,6 @@ def shown(widget: Any) -> Any:
         return widget
     ip = get_ipython()
     if ip is not None and getattr(ip, "kernel", None) is not None:
-        display(widget)
-        widget._suppress_display_at = getattr(ip, "execution_count", None)
+        display(widget)  # type: ignore[no-untyped-call]
+        widget._suppress_display_at = getattr(ip, "execution_count", None)  # type: ignore[attr-defined]
     return widget

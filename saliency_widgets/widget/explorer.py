@@ -48,7 +48,7 @@ class ExplorerWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
 
     # -- data, Python → JS ---------------------------------------------------------------------
     classes = t.List(t.Unicode()).tag(sync=True)
-    groups = t.List().tag(sync=True)
+    groups = t.List(t.Any()).tag(sync=True)
     audit_methods = t.List(t.Unicode()).tag(sync=True)
     columns = t.List(t.Unicode()).tag(sync=True)
     """The numeric columns one can sort by."""
@@ -56,9 +56,9 @@ class ExplorerWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
     """Examples that pass the filter."""
     page_rows = t.List(t.Dict()).tag(sync=True)
     """The page's rows: idx, label, pred, correct, group, confidence, loss, the sort value."""
-    page_images = t.Dict(None, allow_none=True).tag(sync=True)
+    page_images = t.Any(None, allow_none=True).tag(sync=True)
     """uint8 ``(n, h, w, 3)``: the page's thumbnails (the pixels the model saw)."""
-    page_maps = t.Dict(None, allow_none=True).tag(sync=True)
+    page_maps = t.Any(None, allow_none=True).tag(sync=True)
     """float32 ``(n, h, w)``: the page's maps of ``method``, each divided by its peak |value|."""
     confusion = t.Dict().tag(sync=True)
     """int32 ``(K, K)``: rows are true classes, columns predictions."""
@@ -112,7 +112,7 @@ class ExplorerWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         self._outstanding: set[Any] = set()
         lock = threading.RLock()
         detail = None
-        if model is not None:
+        if model is not None and self._source is not None:
             norm = audit.manifest["identity"].get("normalization")
             mean, std = (norm if norm else (None, None))
             detail = SaliencyWidget(model, self._source.example(0), labels=self._names,
@@ -149,25 +149,28 @@ class ExplorerWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         worker = self.__dict__.get("_worker")
         if worker is not None:
             worker.close()
-        if self.__dict__.get("_trait_values", {}).get("detail") is not None:
-            self.detail.close()
+        detail = self.__dict__.get("_trait_values", {}).get("detail")
+        if detail is not None:
+            detail.close()
         super().close()
 
     # -- validation ----------------------------------------------------------------------------
     @t.validate("method")
     def _valid_method(self, proposal: dict[str, Any]) -> str:
-        if proposal["value"] not in self._audit.methods:
-            raise t.TraitError(f"method {proposal['value']!r} is not in this audit; it has "
+        value: str = proposal["value"]
+        if value not in self._audit.methods:
+            raise t.TraitError(f"method {value!r} is not in this audit; it has "
                                f"{', '.join(self._audit.methods)}")
-        return proposal["value"]
+        return value
 
     @t.validate("sort_by")
     def _valid_sort(self, proposal: dict[str, Any]) -> str:
+        value: str = proposal["value"]
         columns = self._audit.numeric_columns()
-        if proposal["value"] not in columns:
-            raise t.TraitError(f"cannot sort by {proposal['value']!r}; sortable columns: "
+        if value not in columns:
+            raise t.TraitError(f"cannot sort by {value!r}; sortable columns: "
                                f"{', '.join(columns)}")
-        return proposal["value"]
+        return value
 
     @t.validate("filter")
     def _valid_filter(self, proposal: dict[str, Any]) -> dict[str, Any]:
@@ -181,7 +184,7 @@ class ExplorerWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
 
     @t.validate("selected")
     def _valid_selected(self, proposal: dict[str, Any]) -> int | None:
-        i = proposal["value"]
+        i: int | None = proposal["value"]
         if i is not None and not 0 <= i < len(self._audit):
             raise t.TraitError(f"selected {i} is out of range for an audit of {len(self._audit)}")
         return i
@@ -211,7 +214,7 @@ class ExplorerWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
     @t.observe("selected")
     def _on_selected(self, change: dict[str, Any]) -> None:
         i = change["new"]
-        if not self._ready or i is None or self.detail is None:
+        if not self._ready or i is None or self.detail is None or self._source is None:
             return
         (row,) = self._audit.rows([i])
         wrong = not row["correct"]
@@ -237,8 +240,9 @@ class ExplorerWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
                 return
             idx, rows = self._audit.query(self.sort_by, self.descending, f, self.page,
                                           self.page_size)
-            images = self._audit.thumbnails(idx) if len(idx) else None
-            maps = self._audit.maps(self.method, idx, scaled=False) if len(idx) else None
+            rows_idx = idx.tolist()
+            images = self._audit.thumbnails(rows_idx) if rows_idx else None
+            maps = self._audit.maps(self.method, rows_idx, scaled=False) if rows_idx else None
         except SaliencyError as err:
             with self.hold_sync():
                 self.status, self.error = "error", str(err)

@@ -142,7 +142,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         self._prepare = (preprocess, mean, std)
         self._prepared: Prepared = prepare(model, image, preprocess, mean, std)
         self._epoch = 0
-        self._fingerprint = fingerprint(model)
+        self._fingerprint: int | None = fingerprint(model)
         self._prediction: Prediction = self._predict()
         num_classes = self._prediction.num_classes
         self._names = resolve_labels(labels, num_classes)
@@ -230,7 +230,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         """
         with self._sync_lock:
             self._epoch += 1
-            self._fingerprint = None  # type: ignore[assignment]  (forces a new prediction)
+            self._fingerprint = None  # forces a new prediction
             self._board.forget()
         self._refresh()
 
@@ -372,13 +372,15 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
 
     @t.validate("target")
     def _valid_target(self, proposal: dict[str, Any]) -> int:
-        self._check_class(proposal["value"], "target")
-        return proposal["value"]
+        value: int = proposal["value"]
+        self._check_class(value, "target")
+        return value
 
     @t.validate("contrast")
     def _valid_contrast(self, proposal: dict[str, Any]) -> int | None:
-        self._check_class(proposal["value"], "contrast")
-        return proposal["value"]
+        value: int | None = proposal["value"]
+        self._check_class(value, "contrast")
+        return value
 
     @t.validate("methods_selected")
     def _valid_methods(self, proposal: dict[str, Any]) -> list[str]:
@@ -395,7 +397,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
 
     @t.validate("colormap")
     def _valid_colormap(self, proposal: dict[str, Any]) -> str:
-        name = proposal["value"]
+        name: str = proposal["value"]
         if not known_colormap(name):
             import matplotlib
 
@@ -406,7 +408,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
 
     @t.validate("params")
     def _valid_params(self, proposal: dict[str, Any]) -> dict[str, Any]:
-        value = proposal["value"]
+        value: dict[str, Any] = proposal["value"]
         for method, given in value.items():
             if method not in self._board.slots or not isinstance(given, dict):
                 raise t.TraitError(f"params must map method names to dicts of parameters, got "
@@ -475,27 +477,29 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         """The best class other than the target, under the current weights."""
         return self._prediction.runner_up(int(self.target))[0]
 
-    def _check_model(self) -> None:
-        """Re-predict when the weights changed since the last look (a cell trained the model)."""
+    def _check_model(self) -> int:
+        """Re-predict when the weights changed since the last look (a cell trained the model);
+        return the weights' fingerprint."""
         now = fingerprint(self._model)
         if now == self._fingerprint:
-            return
+            return now
         self._prediction = self._predict()
         self._fingerprint = now
         with self.hold_sync():
             self.predictions = self._top_predictions()
             if self.contrast_mode == "runner_up":
                 self._set_contrast(self._runner_up())
+        return now
 
     def _refresh(self, schedule: bool = True) -> None:
         """Show every selected panel from its pinned result or the cache; queue what is missing."""
         if not self._ready:
             return
         with self._sync_lock:
-            self._check_model()
+            weights = self._check_model()
             selection = Selection(params=self.params, target=int(self.target),
                                   contrast_mode=self.contrast_mode, contrast=self.contrast,
-                                  model=(self._fingerprint, self._epoch))
+                                  model=(weights, self._epoch))
             planned = []
             for method in self.methods_selected:
                 try:

@@ -164,3 +164,29 @@ def test_a_50000_row_store_pages_and_sorts_quickly(lab, out_dir):
     print("\nexplorer timings:", json.dumps(result))
     assert len(pages) == 8 and len(sorts) == 6
     assert not lab.errors, lab.errors
+
+
+def test_the_explorer_in_notebook7(server, browser, out_dir):
+    base, root, _ = server
+    setup = SETUP.replace("sample(96", "sample(48")
+    (root / "explorer_nb7.ipynb").write_text(json.dumps(notebook([setup, "state()"])))
+    ours = lambda e: "blob:" in (e.stack or "") or "saliency" in str(e)  # noqa: E731
+    with notebook_page(browser, f"{base}/notebooks/explorer_nb7.ipynb", keep=ours) as nb:
+        nb.run(0, timeout_ms=300_000)
+        ex = nb.page.locator(EX).first
+        ex.locator("[data-testid=gallery-item]").first.wait_for(timeout=120_000)
+        ex.locator("[data-testid=filter-correct]").select_option("wrong")
+        s = json.loads(nb.run(1).strip().splitlines()[-1])
+        deadline = 60
+        while s["filter"] != {"correct": "wrong"} and deadline:
+            nb.page.wait_for_timeout(500)
+            deadline -= 1
+            s = json.loads(nb.run(1).strip().splitlines()[-1])
+        assert s["filter"] == {"correct": "wrong"}
+        nb.page.wait_for_function(
+            f"(el) => el.querySelectorAll('[data-testid=gallery-item]').length === {min(s['total'], 12)}",
+            arg=ex.locator("[data-testid=gallery]").element_handle())
+        ex.locator("[data-testid=gallery-item]").first.click()
+        ex.locator(".saliency-widget [data-testid=panel] canvas[data-drawn]").first.wait_for(timeout=120_000)
+        ex.screenshot(path=str(out_dir / "explorer_nb7.png"))
+        assert not nb.errors, nb.errors

@@ -9,6 +9,7 @@ import { putPixels } from "../render/canvas";
 import { pageCount, rowShares, thumbnailPixels, withFilter } from "./logic";
 import { put, watch, type Explorer, type ExplorerModel, type Filter } from "./model";
 import "../widget.css";
+import "./explorer.css";
 
 function select(testid: string, label: string, options: [string, string][], value: string): HTMLSelectElement {
   const s = h("select", { "data-testid": testid, "aria-label": label, class: "sw-select" });
