@@ -209,6 +209,23 @@ def test_agreement_is_none_where_undefined_and_never_warns(opened):
         assert all(v is not None for v in w.agreement["gradient"].values())
 
 
+def test_undefined_marks_exactly_where_every_metric_is_nan():
+    from saliency_widgets.agreement import undefined
+
+    values = torch.zeros(4, 3, 8, 8, dtype=torch.float64)
+    values[0, 0, 2, 3] = 1.0  # a peak: defined
+    values[1] = 0.5  # constant after the channel sum
+    values[2, 0, 1, 1], values[2, 1, 1, 1] = 1.0, -1.0  # channels that cancel: constant too
+    values[3, 2, 5, 5] = 2.0  # defined, but its mask is empty
+    masks = torch.zeros(4, 8, 8, dtype=torch.bool)
+    masks[:3, 2:4, 2:5] = True
+    assert undefined(values, masks).tolist() == [False, True, True, True]
+    with pytest.warns(sw.SaliencyWarning):
+        scored = sw.agreement(values, masks)
+    for result in scored.values():
+        assert torch.isnan(result.scores).tolist() == [False, True, True, True]
+
+
 def test_a_stroke_from_the_browser_updates_agreement_without_sending_the_mask_back(
         demo, monkeypatch):
     RecordingComm.log = []

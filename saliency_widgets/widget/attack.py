@@ -22,8 +22,7 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import torch
 
-from ..api import fingerprint
-from ..attacks import AttackResult, attack
+from ..api import attack, fingerprint
 from ..errors import SaliencyError
 from ..render.heatmap import display_map
 from .board import Extra, Layout
@@ -90,7 +89,7 @@ class Slot:
     state: str = "waiting"         # waiting (for the map), queued, running, ready, error, cancelled
     progress: float = 0.0
     error: str = ""
-    result: AttackResult | None = None
+    result: Any = None  # the sw.AttackResult, once ready
     arrays: dict[str, Any] = field(default_factory=dict)  # the finished view's payloads
     view: dict[str, Any] | None = None
 
@@ -106,9 +105,9 @@ def _maps(values: torch.Tensor) -> dict[str, Any]:
             "absolute": to_payload(display_map(v, "absolute")[0]) if v.shape[1] > 1 else None}
 
 
-def view_arrays(result: AttackResult, prepared: Prepared) -> dict[str, Any]:
-    """The finished view's data: the attacked picture, both maps, the amplified perturbation
-    and the numbers (attack beside random sign noise of the same size)."""
+def view_arrays(result: Any, prepared: Prepared) -> dict[str, Any]:
+    """The finished view's data from ``result`` (an ``sw.AttackResult``): the attacked picture,
+    both maps, the amplified perturbation and the numbers (beside sign noise of the same size)."""
     norm = prepared.normalization
     x0 = prepared.x.detach().to("cpu", torch.float64)[0]
     xa = result.x.detach().to("cpu", torch.float64)[0]
@@ -168,7 +167,7 @@ class Attacks(Extra):
             slot.state = "cancelled"
             self._show(method)
 
-    def results(self, panels: list[Panel]) -> dict[str, AttackResult]:
+    def results(self, panels: list[Panel]) -> dict[str, Any]:
         """The finished attacks on the maps shown now, by method."""
         out = {}
         for panel in panels:

@@ -24,9 +24,8 @@ import numpy as np
 import torch
 import traitlets as t
 
-from ..agreement import AGREEMENT, agreement
+from ..agreement import AGREEMENT, agreement, undefined
 from ..errors import SaliencyError
-from ..reduce import reduce_channels
 from .board import Extra, Layout
 from .jobs import Job
 from .payload import to_payload
@@ -123,13 +122,6 @@ def load_mask(path: str | pathlib.Path, size: tuple[int, int]) -> np.ndarray:
     return pixels.astype(bool) if pixels.dtype == np.bool_ else pixels != 0
 
 
-def _undefined(values: torch.Tensor, mask: np.ndarray) -> bool:
-    """An empty mask, or a map the metrics call constant (NaN for every metric): skipped
-    without calling them, so painting does not warn at every stroke."""
-    m = reduce_channels(values.detach().double(), "sum").flatten()
-    return not mask.any() or bool(m.amax() == m.amin())
-
-
 class Agreement(Extra):
     """Each ready panel's agreement with the mask, memoized per (panel map, mask).
 
@@ -175,9 +167,10 @@ class Agreement(Extra):
 
     def _score(self, attribution: Any, mask: np.ndarray) -> dict[str, float | None]:
         values = attribution.values[:1]
-        if _undefined(values, mask):
+        masks = torch.from_numpy(np.array(mask))[None]
+        if bool(undefined(values, masks)[0]):  # NaN for every metric: no warning per stroke
             return dict.fromkeys(self.metrics)
-        scored = agreement(values, torch.from_numpy(np.array(mask))[None], metrics=self.metrics)
+        scored = agreement(values, masks, metrics=self.metrics)
         out: dict[str, float | None] = {}
         for name, result in scored.items():
             v = float(result.scores[0])
