@@ -231,7 +231,7 @@ class Attacks(Extra):
     def _done(self, key: Any, out: Any) -> None:
         with self._lock:
             slot = self._slot(key)
-            if slot is not None:
+            if slot is not None and slot.state in ("queued", "running"):  # not if cancelled
                 slot.state, (slot.result, slot.arrays) = "ready", out
                 self._show(key.method)
 
