@@ -300,6 +300,12 @@ def test_an_attack_follows_its_map_and_a_new_one_waits_for_its_map(opened):
     assert w.wait(60)
     assert panel(w, "gradient").attack["state"] == "ready"
     assert "gradient" in w.attack_results
+    w.attack("gradient", kind="targeted", steps=3)  # a box beside the map's mass
+    assert w.wait(60)
+    s = panel(w, "gradient").attack["summary"]
+    r = w.attack_results["gradient"]
+    assert r.params["kind"] == "targeted" and s["target_mass_attacked"] == pytest.approx(
+        float(r.target_mass["attacked"][0]), abs=0)
     with pytest.raises(sw.SaliencyError, match="'occlusion' has no panel to attack"):
         w.attack("occlusion")
     with pytest.raises(sw.SaliencyError, match="unknown attack option 'target'"):

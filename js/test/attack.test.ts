@@ -21,6 +21,10 @@ describe("attack view words", () => {
     expect(rows.kept).toEqual(["yes", "no"]);
     expect(rows.linf).toEqual(["8.0/255", "8.0/255"]);
     expect(shiftRows(view)[0].label).toBe("top 5 % kept");
+    const targeted = { ...view, summary: { ...view.summary, target_mass_original: 0.1, target_mass_attacked: 0.4, target_mass_noise: 0.12 } } as AttackView;
+    const first = shiftRows(targeted)[0];
+    expect([first.key, first.attack, first.noise]).toEqual(["target_mass", "0.40", "0.12"]);
+    expect(first.title).toContain("0.10");
   });
   it("states the perturbation's amplification", () => {
     expect(perturbationCaption(0.5 / (4 / 255), 4 / 255)).toBe("perturbation ×32 (grey = unchanged; black/white = ±4.0/255)");

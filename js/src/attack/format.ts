@@ -36,7 +36,17 @@ export function shiftRows(view: AttackView): { key: string; label: string; title
     { key: "linf", label: "L∞ size", title: "largest change of any pixel value ([0, 1] pixels, shown in 1/255 units)", fmt: px },
     { key: "l2", label: "L2 size", title: "Euclidean size of the change ([0, 1] pixels)", fmt: fixed(2) },
   ];
-  return rows.map((r) => ({ key: r.key, label: r.label, title: r.title, attack: r.fmt(s[r.key]), noise: r.fmt(s[`noise_${r.key}`]) }));
+  const out = rows.map((r) => ({ key: r.key, label: r.label, title: r.title, attack: r.fmt(s[r.key]), noise: r.fmt(s[`noise_${r.key}`]) }));
+  if ("target_mass_attacked" in s) {
+    // a targeted attack: how much of the map it pulled into the target box
+    const share = fixed(2);
+    out.unshift({
+      key: "target_mass", label: "mass in target",
+      title: `share of |map| inside the target box (the original map: ${share(s.target_mass_original)})`,
+      attack: share(s.target_mass_attacked), noise: share(s.target_mass_noise),
+    });
+  }
+  return out;
 }
 
 /** How the perturbation is drawn: ×gain around mid-grey, its largest change in black or white. */
