@@ -70,6 +70,18 @@ export interface ChildModel<T> {
   off(event: string, callback: () => void): void;
 }
 
+/** One parameter as the registry describes it (see registry.py Param.describe). */
+export interface ParamInfo {
+  default: unknown;
+  type: string; // "int", "float", "bool", "str", "int_pair", "layer", "dict", "any"
+  nullable: boolean; // None means automatic
+  choices: unknown[] | null;
+  also: string | null; // what else an open choice accepts (e.g. "a number")
+  bounds: { min: number | null; max: number | null } | null;
+  editable: boolean;
+  note: string;
+}
+
 export interface MethodInfo {
   name: string;
   label: string;
@@ -79,6 +91,8 @@ export interface MethodInfo {
   stochastic: boolean;
   params: Record<string, unknown>;
   choices: Record<string, unknown[]>;
+  parameters?: Record<string, ParamInfo>;
+  wraps?: { param: string; params: string } | null;
   doc: string;
 }
 

@@ -31,7 +31,7 @@ class PanelKey:
 
     method: str
     params: tuple[Any, ...]
-    layer: str | None
+    layer: Any  # a module name, None (automatic), or a tuple of names (LayerCAM)
     target: int
     contrast: int | None
     model: tuple[int, int]

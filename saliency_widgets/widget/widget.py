@@ -121,7 +121,8 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
                  mean: Any = None, std: Any = None, target: int | None = None,
                  contrast: int | str | None = None, top_k: int = 5,
                  cache_bytes: int = 512 * 2**20, output: Any = None,
-                 seed: int = 0, **display: Any) -> None:
+                 seed: int = 0, params: dict[str, dict[str, Any]] | None = None,
+                 references: Any = None, **display: Any) -> None:
         if not isinstance(model, nn.Module):
             raise SaliencyError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if isinstance(methods, str):
@@ -160,6 +161,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         # model's code), so a toggle must never create one.
         registry = list_methods()
         self._registry = {m["name"]: m for m in registry}
+        editable, self._python_params = _split_params(self._registry, params or {}, references)
         self._board = Board([(m["name"], m["label"]) for m in registry], cache_bytes, lock)
         self._extras: list[Extra] = []  # features that add work after the maps (board.Extra)
         super().__init__(sync_lock=lock)
@@ -186,6 +188,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
             elif contrast is not None:
                 self.contrast_mode = "class"
                 self.contrast = contrast
+            self.params = editable
             self.methods_selected = list(methods)
         self._ready = True
         self.on_msg(self._on_custom_msg)
@@ -497,7 +500,10 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
             return
         with self._sync_lock:
             weights = self._check_model()
-            selection = Selection(params=self.params, target=int(self.target),
+            given = {m: {**self._python_params.get(m, {}), **p} for m, p in self.params.items()}
+            for m, p in self._python_params.items():
+                given.setdefault(m, dict(p))
+            selection = Selection(params=given, target=int(self.target),
                                   contrast_mode=self.contrast_mode, contrast=self.contrast,
                                   model=(weights, self._epoch))
             planned = []
@@ -613,15 +619,30 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
                 for i, v in zip(p.top_classes[0].tolist(), p.top_probs[0].tolist())]
 
     def _describe_methods(self) -> list[dict[str, Any]]:
-        """The registry, with the model's layers as the choices of every ``layer`` parameter."""
+        """The registry for the editor: the model's layers as the choices of every ``layer``
+        parameter (a wrapper such as SmoothGrad gets one for a base that reads a layer), and,
+        for what only Python can set, how to set it here or what was set."""
         layers = list_layers(self._model)
         out = []
         for desc in self._registry.values():
             desc = jsonable(desc)
+            if desc.get("wraps") and "layer" not in desc["parameters"]:
+                desc["parameters"]["layer"] = {
+                    "default": None, "type": "layer", "nullable": True, "choices": None,
+                    "also": None, "bounds": None, "editable": True, "call": True,
+                    "note": "the base method's layer (when the base reads one)"}
+                desc["params"]["layer"] = None
             for name, p in desc["parameters"].items():
                 if p["type"] == "layer":
                     p["choices"] = layers
                     desc["choices"] = {**desc["choices"], name: layers}
+                if not p["editable"]:
+                    given = self._python_params.get(desc["name"], {}).get(name)
+                    p["note"] = (f"set from Python: {_describe_value(given)}" if given is not None
+                                 else f"Python only: sw.show(..., params={{{desc['name']!r}: "
+                                      f"{{{name!r}: …}}}})" + (
+                                          f" or sw.show(..., {name}=…)" if name == "references"
+                                          else ""))
             out.append(desc)
         return out
 
@@ -633,6 +654,43 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         """What a panel explains, in words: "tabby" or "tabby rather than tiger cat"."""
         what = self._names[key.target]
         return what if key.contrast is None else f"{what} rather than {self._names[key.contrast]}"
+
+
+def _split_params(registry: dict[str, dict[str, Any]], params: dict[str, dict[str, Any]],
+                  references: Any) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``params`` given to :func:`show`, split into what the editor can show (JSON: the
+    ``params`` trait) and what only Python holds (tensors, reference sets, lists of layers).
+    ``references`` goes to every method that takes a reference set."""
+    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+        raise SaliencyError("params must map method names to dicts of parameters, e.g. "
+                            "{'integrated_gradients': {'steps': 64}}")
+    editable: dict[str, dict[str, Any]] = {}
+    python: dict[str, dict[str, Any]] = {}
+    for method, given in params.items():
+        if method not in registry:
+            describe_method(method)  # raises with a "did you mean"
+        info = registry[method]["parameters"]
+        for name, value in given.items():
+            p = info.get(name)
+            plain = value is None or isinstance(value, (bool, int, float, str))
+            if p is not None and p["editable"] and plain:
+                editable.setdefault(method, {})[name] = value
+            else:
+                python.setdefault(method, {})[name] = value
+    if references is not None:
+        takers = [m for m, d in registry.items() if "references" in d["parameters"]]
+        for method in takers:
+            python.setdefault(method, {}).setdefault("references", references)
+    return editable, python
+
+
+def _describe_value(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        dtype = str(value.dtype).replace("torch.", "")
+        return f"a {'×'.join(map(str, value.shape))} {dtype} tensor"
+    if isinstance(value, (list, tuple)):
+        return f"{', '.join(map(str, value))}"
+    return repr(value)
 
 
 def show(model: nn.Module, image: Any, *, preprocess: Callable[[Any], Any] | None = None,
@@ -656,7 +714,10 @@ def show(model: nn.Module, image: Any, *, preprocess: Callable[[Any], Any] | Non
     mean, std : the model's input normalization, when ``preprocess`` does not reveal it
     **options
         ``target``, ``contrast`` (an index or ``"runner_up"``), ``top_k``, ``cache_bytes``,
-        ``output`` (which model output holds the logits), ``seed``, and the display options
+        ``output`` (which model output holds the logits), ``seed``, ``params`` (per method, e.g.
+        ``{"integrated_gradients": {"steps": 64}}``; values the editor cannot show, such as
+        tensors or a list of layers for ``layer_cam``, are kept in Python and used as given),
+        ``references`` (a reference set for every method that takes one), and the display options
         ``colormap``, ``opacity``, ``sign``, ``clip_percentile``, ``threshold``.
     """
     return shown(SaliencyWidget(model, image, preprocess=preprocess, labels=labels,
