@@ -87,6 +87,9 @@ class Panel(LockedSync, anywidget.AnyWidget):
     # payloads {view, dtype, shape} or None (t.Any: the maps come and go with the state)
     signed = t.Any(None, allow_none=True).tag(sync=True)
     absolute = t.Any(None, allow_none=True).tag(sync=True)
+    attack = t.Any(None, allow_none=True).tag(sync=True)
+    """The attack on this map (``attack.py``): a dict with its state, and when ready both maps,
+    the attacked picture, the amplified perturbation and the shift; None when none was asked for."""
 
     def __init__(self, method: str, label: str, *, sync_lock: threading.RLock) -> None:
         super().__init__(sync_lock=sync_lock, method=method, label=label, title=label)

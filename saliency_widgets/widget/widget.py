@@ -8,7 +8,10 @@ State comes in three kinds (see DESIGN.md, "Widget data flow"):
 * selection, JS ↔ Python, which changes the maths: ``methods_selected``, ``params``, ``target``,
   ``contrast_mode`` / ``contrast``. Only these start computations, in a background worker;
 * display, JS ↔ Python, applied in JS without a round trip: ``colormap``, ``opacity``, ``sign``,
-  ``clip_percentile``, ``threshold``. Zoom, pan and hover live in JS only.
+  ``clip_percentile``, ``threshold``. Zoom, pan and hover live in JS only;
+* red-teaming and expert alignment (``attack.py``, ``paint.py``): ``expert_mask`` (JS ↔ Python)
+  and ``brush_size``, the maps' ``agreement`` with the mask, ``attack_settings``, and each
+  panel's ``attack`` view. Paint mode and the paint tool live in JS only.
 
 Threads: the kernel thread (user code, messages from the browser) and the worker thread (job
 callbacks) both write synced traits; every such write takes the widget's one lock (``sync.py``).
@@ -37,12 +40,14 @@ from ..errors import SaliencyError, SaliencyWarning
 from ..render import Overlay, display_map, overlay_grid
 from ..render.heatmap import SIGNS
 from .assets import COLORMAPS, bundle, colormap_lut, known_colormap
+from .attack import Attacks, check_options
 from .board import Board, Extra, Planned
 from .compute import explain_job
 from .display import DisplayOnce, shown
 from .image import Prepared, prepare
 from .jobs import Job, Worker
 from .labels import resolve_labels
+from .paint import Agreement, check_mask, load_mask, mask_from_json, mask_to_json, save_mask
 from .panel import Panel, PanelKey
 from .params import jsonable
 from .plan import Selection, plan
@@ -98,6 +103,18 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
     status = t.Enum(("idle", "computing", "error"), "idle").tag(sync=True)
     error = t.Unicode("").tag(sync=True)
 
+    # -- red-teaming and expert alignment (attack.py, paint.py) ----------------------------------
+    expert_mask = t.Any(None, allow_none=True).tag(sync=True, to_json=mask_to_json,
+                                                   from_json=mask_from_json)
+    """``(H, W)`` bool array at the model's input size (painted in the browser, or set), or None."""
+    brush_size = t.Int(8, min=1, max=128).tag(sync=True)
+    """The paint brush's diameter in model-input pixels (the same pixels at any zoom); the box
+    tool covers larger regions."""
+    agreement = t.Dict().tag(sync=True)
+    """``{method: {metric: value}}``: each ready map against ``expert_mask`` (None: undefined)."""
+    attack_settings = t.Dict(dict(kind="untargeted", epsilon=8 / 255, steps=10)).tag(sync=True)
+    """The options of the attack the panels' attack buttons start (see :meth:`attack`)."""
+
     def __init__(self, model: nn.Module, image: Any, *,
                  preprocess: Callable[[Any], Any] | None = None, labels: Any = None,
                  methods: Sequence[str] = ("gradient", "grad_cam"),
@@ -148,6 +165,10 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         self._board = Board([(m["name"], m["label"]) for m in registry], cache_bytes, lock)
         self._extras: list[Extra] = []  # features that add work after the maps (board.Extra)
         super().__init__(sync_lock=lock)
+        self._agreement = Agreement(lambda: self.expert_mask, self._set_agreement)
+        self._attacks = Attacks(self._board.slots, model, lambda: self._prepared, output, lock,
+                                self._warn)
+        self._extras += [self._agreement, self._attacks]
         self._worker = Worker(on_failure=self._internal_error)
         with self.hold_sync():
             self.labels = self._names
@@ -156,7 +177,8 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
             self.image = to_payload(self._prepared.display)
             self.colormaps = self._colormaps(COLORMAPS)
             self.limits = {name: [self.traits()[name].min, self.traits()[name].max]
-                           for name in ("opacity", "clip_percentile", "threshold")}
+                           for name in ("opacity", "clip_percentile", "threshold", "brush_size")}
+            self.brush_size = min(128, max(1, round(max(self._mask_size) / 16)))
             for key, value in display.items():
                 setattr(self, key, value)
             self._set_objective(target, contrast)
@@ -234,9 +256,11 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
             self._board.forget()
             self._prediction = self._predict()
             self._fingerprint = fingerprint(self._model)
+            self._attacks.clear()  # attacks and a painted mask belong to the last picture
             ready, self._ready = self._ready, False  # one refresh at the end, not one per trait
             try:
                 with self.hold_sync():
+                    self.expert_mask = None
                     self.image = to_payload(prepared.display)
                     self.predictions = self._top_predictions()
                     self._set_objective(target, contrast)
@@ -266,6 +290,53 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         return overlay_grid(self.display_image, overlays, colormap=self.colormap,
                             opacity=self.opacity, clip_percentile=self.clip_percentile,
                             threshold=self.threshold)
+
+    @property
+    def _mask_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the model's input: the size of ``expert_mask`` and of every map."""
+        return tuple(self._prepared.x.shape[-2:])  # type: ignore[return-value]
+
+    def save_mask(self, path: str | pathlib.Path) -> pathlib.Path:
+        """Write ``expert_mask`` to ``path`` as a 1-bit PNG (it loads back exactly); return it."""
+        return save_mask(self.expert_mask, path)
+
+    def load_mask(self, path: str | pathlib.Path) -> np.ndarray:
+        """Set ``expert_mask`` from a PNG (nonzero pixels are painted) and return it.
+
+        The PNG must have the model's input size; :meth:`save_mask` writes such files.
+        """
+        self.expert_mask = load_mask(path, self._mask_size)
+        return self.expert_mask
+
+    def attack(self, method: str, **options: Any) -> None:
+        """Attack the map of ``method``'s panel with ``sw.attack``, in the background.
+
+        The attack explains exactly what the panel shows (method, parameters, layer, target,
+        contrast, seed) and moves the pixels within an L∞ budget while the prediction stays put.
+        Its view appears under the panels: the original and attacked image and map side by side,
+        how far the map moved beside random noise of the same size, and the perturbation,
+        amplified (its scale is stated). ``w.attack_results[method]`` holds the
+        :class:`sw.AttackResult`; ``w.wait()`` waits for it; the attack view's cancel button
+        or :meth:`cancel` stops it.
+
+        ``options`` override ``attack_settings`` for this attack: ``kind`` (``"untargeted"`` or
+        ``"targeted"``), ``epsilon`` (pixel units), ``steps``, ``step_size``, ``keep``,
+        ``tolerance``, ``beta``, ``defence``, ``top_k`` (see ``sw.attack``).
+        """
+        if method not in self.methods_selected:
+            raise SaliencyError(f"{method!r} has no panel to attack; shown now: "
+                                f"{', '.join(self.methods_selected) or 'none'} (add it to "
+                                f"w.methods_selected first)")
+        options = check_options({**self.attack_settings, **options})
+        with self._sync_lock:
+            self._attacks.request(method, options)
+        self._refresh()
+
+    @property
+    def attack_results(self) -> dict[str, Any]:
+        """``{method: sw.AttackResult}`` of the finished attacks on the maps shown now."""
+        with self._sync_lock:
+            return self._attacks.results(list(self.panels))
 
     def save_png(self, path: str | pathlib.Path, dpi: int = 150) -> pathlib.Path:
         """Write :meth:`to_figure` to ``path`` as PNG and return the path."""
@@ -340,6 +411,28 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
                 raise t.TraitError(f"params must map method names to dicts of parameters, got "
                                    f"{method!r}: {given!r}")
         return value
+
+    @t.validate("expert_mask")
+    def _valid_mask(self, proposal: dict[str, Any]) -> np.ndarray | None:
+        return check_mask(proposal["value"], self._mask_size)
+
+    @t.validate("attack_settings")
+    def _valid_attack_settings(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        value: dict[str, Any] = proposal["value"]
+        try:
+            check_options(value)
+        except SaliencyError as err:
+            raise t.TraitError(str(err)) from None
+        return value
+
+    @t.observe("expert_mask")
+    def _on_mask(self, change: dict[str, Any]) -> None:
+        if self._ready:
+            self._agreement.update(list(self.panels))
+
+    def _set_agreement(self, values: dict[str, dict[str, float | None]]) -> None:
+        if values != self.agreement:
+            self.agreement = values
 
     @t.observe("colormap")
     def _on_colormap(self, change: dict[str, Any]) -> None:
@@ -499,6 +592,22 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
             self.cancel()
         elif kind == "retry":
             self.retry()
+        elif kind in ("attack", "attack_cancel"):
+            self._on_attack_msg(kind, content.get("method"))
+
+    def _on_attack_msg(self, kind: str, method: Any) -> None:
+        if not isinstance(method, str) or method not in self._board.slots:
+            self._warn(f"saliency widget: an attack message named no known method ({method!r})")
+            return
+        if kind == "attack_cancel":
+            with self._sync_lock:
+                self._attacks.stop(method)
+            self._refresh()  # its job leaves the worker's list: a running attack is cancelled
+            return
+        try:
+            self.attack(method)
+        except SaliencyError as err:  # a message handler has no caller to raise to
+            self._warn(f"saliency widget: {err}")
 
     # -- building trait values ---------------------------------------------------------------
     def _predict(self) -> Prediction:
