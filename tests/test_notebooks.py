@@ -36,7 +36,8 @@ def _pretrained_cells() -> dict[str, str]:
     cells = {}
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
-        found = [c.source for c in nb.cells if c.cell_type == "code" and "ResNet50_Weights" in c.source]
+        found = [c.source for c in nb.cells
+                 if c.cell_type == "code" and "ResNet50_Weights" in c.source]
         if found:
             cells[path.stem] = found[-1]
     return cells

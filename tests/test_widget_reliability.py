@@ -156,7 +156,8 @@ class Gated(nn.Module):
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
         self.inner = inner
-        self.armed, self.entered, self.proceed = threading.Event(), threading.Event(), threading.Event()
+        self.armed, self.entered = threading.Event(), threading.Event()
+        self.proceed = threading.Event()
         self.calls = [0]  # shared with the engine's structural copy
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -179,8 +179,9 @@ def test_localization_badges_need_masks_and_use_them(opened):
     mask = np.zeros((SIZE, SIZE), bool)
     mask[5:12, 6:14] = True
     w = opened(methods=("grad_cam",), metrics=("relevance_mass", "pointing_game"), masks=mask)
-    names = [c["name"] for c in w.metric_choices]
-    assert {"pointing_game", "relevance_mass", "relevance_rank", "top_k_iou"} <= set(names)
+    local = {c["name"] for c in w.metric_choices if c["needs_masks"]}
+    assert local == {"pointing_game", "relevance_mass", "relevance_rank", "top_k_iou"}
+    assert w.masks_given
     assert w.wait(60)
     attr = record(w, "grad_cam")
     for metric in ("relevance_mass", "pointing_game"):
@@ -191,9 +192,22 @@ def test_localization_badges_need_masks_and_use_them(opened):
     key = w._trust.badges.metric_key(w.panels[0].result[0], "relevance_mass")
     assert key.masks and len(key.masks) == 16  # the masks' hash is part of the key
     plain = opened(methods=("grad_cam",), metrics=())
-    assert "relevance_mass" not in [c["name"] for c in plain.metric_choices]
-    with pytest.raises(t.TraitError, match="masks="):
+    assert plain.metric_choices == w.metric_choices and not plain.masks_given
+    with pytest.raises(t.TraitError, match="paint one"):
         plain.metrics_selected = ["relevance_mass"]
+    # a painted mask is used (and wins over the given one while there is one)
+    painted = np.zeros((SIZE, SIZE), bool)
+    painted[0:4, 0:20] = True
+    w.expert_mask = painted
+    assert w.wait(60)
+    ref = sw.evaluate(w._model, w.model_input, attr, metric="relevance_mass",
+                      masks=torch.from_numpy(painted)[None])
+    assert w.metric_results["grad_cam"]["relevance_mass"] == float(ref.scores[0])
+    w.expert_mask = None
+    assert w.wait(60)
+    ref = sw.evaluate(w._model, w.model_input, attr, metric="relevance_mass",
+                      masks=torch.from_numpy(mask)[None])
+    assert w.metric_results["grad_cam"]["relevance_mass"] == float(ref.scores[0])
     with pytest.raises(t.TraitError, match="did you mean 'deletion'"):
         plain.metrics_selected = ["deleton"]
     with pytest.raises(sw.SaliencyError, match=r"\(20, 20\) mask"):
@@ -215,8 +229,7 @@ def test_new_masks_score_the_localization_badges_again(opened):
                           masks=torch.from_numpy(mask)[None])
         assert w.metric_results["gradient"]["relevance_mass"] == float(ref.scores[0])
     w.set_masks(None)
-    assert w.metrics_selected == [] and "relevance_mass" not in [c["name"]
-                                                                 for c in w.metric_choices]
+    assert w.metrics_selected == [] and not w.masks_given
 
 
 def test_metric_results_is_read_only(opened):
@@ -347,7 +360,7 @@ def test_a_map_that_ignores_the_weights_is_flagged_in_words(opened):
     assert "Gradient barely changes" in s["flag"] and f"≥ {FLAG_SIMILARITY:g}" in s["flag"]
 
 
-class sw_lambda(nn.Module):  # noqa: N801  (reads as a function)
+class sw_lambda(nn.Module):  # reads as a function
     def __init__(self, fn) -> None:
         super().__init__()
         self.fn = fn

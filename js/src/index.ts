@@ -24,6 +24,9 @@ import { metricControls } from "./trust/metricControls";
 import { PathSection } from "./trust/pathView";
 import { SanitySection } from "./trust/sanityView";
 import { resetView, type ViewState } from "./viewport";
+import { attackRoom } from "./attack";
+import { agreementLines } from "./paint/agreement";
+import { paintRoom } from "./paint";
 import "./widget.css";
 
 function sceneOf(model: WidgetModel): Scene {
@@ -46,7 +49,21 @@ function displayOf(model: WidgetModel): Display {
   };
 }
 
-function render({ model, el }: RenderProps<Model>): () => void {
+/** Render the widget into `el`; a new image (w.set_image) rebuilds the view around it. */
+export function render({ model, el }: Pick<RenderProps<Model>, "model" | "el">): () => void {
+  let unmount = mount(model, el);
+  const remount = () => {
+    unmount();
+    unmount = mount(model, el);
+  };
+  model.on("change:image", remount);
+  return () => {
+    model.off("change:image", remount);
+    unmount();
+  };
+}
+
+function mount(model: WidgetModel, el: HTMLElement): () => void {
   const root = h("div", { class: "saliency-widget" });
   el.append(root);
   const scene = sceneOf(model);
@@ -62,7 +79,9 @@ function render({ model, el }: RenderProps<Model>): () => void {
   const metrics = h("div", { class: "sw-row sw-metrics" });
   const status = h("div", { class: "sw-row" });
   const grid = h("div", { class: "sw-panels", "data-testid": "panels" });
-  root.append(bar1, params, bar2, preds, bar3, metrics, status, grid);
+  const bar4 = h("div", { class: "sw-row sw-redteam" }); // paint mode and attack settings
+  const attacks = h("div", { class: "sw-attacks", "data-testid": "attacks" });
+  root.append(bar1, params, bar2, preds, bar3, bar4, metrics, status, grid, attacks);
 
   let display = displayOf(model);
   const frame = frameScheduler(() => {
@@ -71,6 +90,9 @@ function render({ model, el }: RenderProps<Model>): () => void {
       pv.draw(view.get(), hover.get());
     }
   });
+  const paint = paintRoom(model, bar4, root, scene.size, () => frame.request());
+  const attack = attackRoom(model, bar4, root, attacks, views, scene.size, scene.image, () => display);
+  const agreement = agreementLines(model, views);
   // the trust views: badges and curves in each panel, sanity check and path below the panels
   const sanity = new SanitySection(model, scene, () => display);
   const path = new PathSection(model, scene, () => display);
@@ -80,16 +102,21 @@ function render({ model, el }: RenderProps<Model>): () => void {
     display = displayOf(model);
     for (const pv of views.values()) pv.dirty = true;
     frame.request();
+    attack.restyle();
     sanity.restyle();
     path.restyle();
   };
   const onRetry = () => model.send({ type: "retry" });
   const make = (method: string) => {
-    const pv = new PanelView(method, scene, view, hover, onRetry);
+    const pv = new PanelView(method, scene, view, hover, onRetry, paint.tool);
     pv.addons.push(trustAddon(pv, { scene, axes, sanity, redraw: () => frame.request() }));
     return pv;
   };
-  const sync = new PanelSync(model, grid, views, make, () => frame.request());
+  const sync = new PanelSync(model, grid, views, make, () => {
+    frame.request();
+    agreement.update(); // the panels' own lines: after the panels change
+    attack.decorate();
+  });
   const panels = () => void sync.sync();
   panels();
 
@@ -112,6 +139,9 @@ function render({ model, el }: RenderProps<Model>): () => void {
     listen(model, ["colormaps", "colormap", "opacity", "sign", "clip_percentile", "threshold"], restyle),
     view.subscribe(() => frame.request()),
     hover.subscribe(() => frame.request()),
+    paint.cleanup,
+    attack.cleanup,
+    agreement.cleanup,
   ];
   return () => {
     frame.cancel();

@@ -29,15 +29,42 @@ export interface Panel {
   absolute: ArrayPayload | null;
   /** Why the map is blank (all zero or constant), in words; "" otherwise. */
   note: string;
+  /** The attack on this map (saliency_widgets/widget/attack.py), or null. */
+  attack: AttackView | null;
   /** The trust views (saliency_widgets/widget/trust/, js/src/trust/). */
   badges: Badge[];
   curves: Curves | null;
   sanity: SanityData | null;
 }
 
+/** A map's display payloads: the channel-summed map, and Σ|channel| for multi-channel maps. */
+export interface MapPayloads {
+  signed: ArrayPayload;
+  absolute: ArrayPayload | null;
+}
+
+/** What a panel's attack view shows (see saliency_widgets/widget/attack.py). */
+export interface AttackView {
+  id: string;
+  state: "waiting" | "queued" | "running" | "ready" | "error" | "cancelled";
+  settings: Record<string, unknown>;
+  progress?: number;
+  error?: string;
+  // when ready:
+  image?: ArrayPayload; // the attacked picture (H, W, 3) uint8
+  perturbation?: ArrayPayload; // 0.5 + gain · δ, (H, W, 3) uint8
+  gain?: number;
+  linf?: number;
+  original?: MapPayloads;
+  attacked?: MapPayloads;
+  summary?: Record<string, number | boolean | null>;
+  surrogate?: boolean;
+  step_size?: number;
+}
+
 export const PANEL_KEYS: (keyof Panel)[] = [
   "id", "method", "label", "objective", "title", "state", "error", "seconds", "target", "contrast",
-  "signed", "absolute", "note", "badges", "curves", "sanity",
+  "signed", "absolute", "note", "attack", "badges", "curves", "sanity",
 ];
 
 /** One metric badge of a panel: sw.evaluate's value, its rank among the shown methods, and
@@ -104,6 +131,8 @@ export interface MetricChoice {
   family: string;
   doc: string;
   higher_is_better: boolean;
+  /** a localization metric: needs masks (given, or painted in paint mode) */
+  needs_masks?: boolean;
 }
 
 export interface PathInfo {
@@ -145,6 +174,18 @@ export interface ChildModel<T> {
   off(event: string, callback: () => void): void;
 }
 
+/** One parameter as the registry describes it (see registry.py Param.describe). */
+export interface ParamInfo {
+  default: unknown;
+  type: string; // "int", "float", "bool", "str", "int_pair", "layer", "dict", "any"
+  nullable: boolean; // None means automatic
+  choices: unknown[] | null;
+  also: string | null; // what else an open choice accepts (e.g. "a number")
+  bounds: { min: number | null; max: number | null } | null;
+  editable: boolean;
+  note: string;
+}
+
 export interface MethodInfo {
   name: string;
   label: string;
@@ -154,6 +195,8 @@ export interface MethodInfo {
   stochastic: boolean;
   params: Record<string, unknown>;
   choices: Record<string, unknown[]>;
+  parameters?: Record<string, ParamInfo>;
+  wraps?: { param: string; params: string } | null;
   doc: string;
 }
 
@@ -183,11 +226,18 @@ export interface Model {
   sign: Sign;
   clip_percentile: number;
   threshold: number;
-  limits: Record<"opacity" | "clip_percentile" | "threshold", [number, number]>;
+  limits: Record<"opacity" | "clip_percentile" | "threshold" | "brush_size", [number, number]>;
   status: "idle" | "computing" | "error";
   error: string;
+  /** (H, W) uint8 0/1 at the model's input size, or null (saliency_widgets/widget/paint.py). */
+  expert_mask: ArrayPayload | null;
+  brush_size: number;
+  /** method → metric → value (null: undefined) of each ready map against expert_mask. */
+  agreement: Record<string, Record<string, number | null>>;
+  attack_settings: Record<string, unknown>;
   metrics_selected: string[];
   metric_choices: MetricChoice[];
+  masks_given: boolean;
   rank_by: string;
   sanity_check: boolean;
   path_method: string;

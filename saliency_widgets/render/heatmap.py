@@ -52,10 +52,11 @@ def threshold_mask(score: np.ndarray, top_percent: float) -> np.ndarray:
     """True for the ``top_percent`` % highest positive scores (ties at the cut are kept), as
     the widget's threshold control shows them (``js/src/render/colormap.ts``)."""
     flat = score.reshape(-1)
-    keep = int(round(flat.size * top_percent / 100.0))
+    keep = round(flat.size * top_percent / 100.0)
     if keep >= flat.size:
         return np.ones(score.shape, bool) if top_percent >= 100 else score > 0
     if keep <= 0:
         return np.zeros(score.shape, bool)
     cut = np.sort(flat)[flat.size - keep]
-    return (score >= cut) & (score > 0)
+    mask: np.ndarray = (score >= cut) & (score > 0)
+    return mask

@@ -58,7 +58,7 @@ def find_normalization(preprocess: Any) -> Norm | None:
             return
         seen.add(id(obj))
         mean, std = _numbers(getattr(obj, "mean", None)), _numbers(getattr(obj, "std", None))
-        if mean is not None and std is not None and not callable(getattr(obj, "mean")):
+        if mean is not None and std is not None and not callable(obj.mean):
             found.append((mean, std))
             return
         children = getattr(obj, "transforms", None)
@@ -97,7 +97,8 @@ def _to_chw_float(image: Any, preprocess: Callable[[Any], Any] | None) -> torch.
         pil = image if image.mode == "RGB" else image.convert("RGB")
         if preprocess is not None:
             return _check_output(preprocess(pil))
-        return torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255
+        pixels = np.asarray(pil, dtype=np.uint8).copy()
+        return torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise SaliencyError(
@@ -154,7 +155,8 @@ def _display(x: torch.Tensor, norm: Norm | None) -> np.ndarray:
             warnings.warn(
                 f"the model's input has values in [{lo:.2f}, {hi:.2f}], not [0, 1], and no "
                 f"normalization was found; pass mean= and std= to sw.show so the image is shown "
-                f"as the model saw it (shown min-max scaled for now)", SaliencyWarning, stacklevel=3)
+                f"as the model saw it (shown min-max scaled for now)", SaliencyWarning,
+                stacklevel=3)
             t = (t - lo) / (hi - lo if hi > lo else 1.0)
     if c == 1:
         t = t.expand(3, -1, -1)

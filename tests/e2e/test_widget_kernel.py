@@ -20,10 +20,7 @@ model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU(), torch.nn.
                             torch.nn.Flatten(), torch.nn.Linear(4, 5)).eval()
 image = (np.arange(32 * 48 * 3) % 251).astype(np.uint8).reshape(32, 48, 3)
 ''',
-    # assigned: shown by show(). The wait keeps the maps' messages inside this cell: nbclient
-    # stores only messages parented to the cell it runs, and a worker's message sent between two
-    # cells is parented to the finished one (the badges' planning made the maps miss the cell).
-    'w = sw.show(model, image, methods=("gradient", "grad_cam"))\nw.wait(60);',
+    'w = sw.show(model, image, methods=("gradient", "grad_cam"))',   # assigned: shown by show()
     'sw.show(model, image, methods=("gradient",))',                  # last expression: once too
     'print(w.wait(60), w.status, [p.state for p in w.panels])',
 ]

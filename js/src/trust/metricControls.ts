@@ -16,12 +16,16 @@ export function metricControls(model: WidgetModel, parent: HTMLElement): () => v
     const selected = model.get("metrics_selected") ?? [];
     const choices = model.get("metric_choices") ?? [];
     const known = new Set(choices.map((c) => c.name));
-    const extra = selected.filter((m) => !known.has(m)).map((name) => ({ name, label: name, doc: "", higher_is_better: true }));
+    const extra = selected.filter((m) => !known.has(m)).map((name) => ({ name, label: name, doc: "", higher_is_better: true, needs_masks: false }));
+    const masks = !!model.get("masks_given") || !!model.get("expert_mask");
     toggles.replaceChildren(
       ...[...choices, ...extra].map((c) =>
         h("button", {
           type: "button", class: "sw-toggle", "data-testid": "metric-toggle", "data-metric": c.name,
-          "aria-pressed": String(selected.includes(c.name)), title: c.doc, text: `${c.label.replace(/ AUC$/, "")} ${arrow(c.higher_is_better)}`,
+          "aria-pressed": String(selected.includes(c.name)),
+          disabled: !!c.needs_masks && !masks && !selected.includes(c.name),
+          title: c.needs_masks && !masks ? `${c.doc} Needs a mask: paint one, or pass masks= to sw.show.` : c.doc,
+          text: `${c.label.replace(/ AUC$/, "")} ${arrow(c.higher_is_better)}`,
         }),
       ),
     );
@@ -31,7 +35,7 @@ export function metricControls(model: WidgetModel, parent: HTMLElement): () => v
   };
   build();
   const offs = [
-    listen(model, ["metric_choices", "metrics_selected", "rank_by"], build),
+    listen(model, ["metric_choices", "metrics_selected", "rank_by", "masks_given", "expert_mask"], build),
     on(toggles, "click", (e) => {
       const b = (e.target as HTMLElement).closest<HTMLButtonElement>("[data-testid=metric-toggle]");
       if (!b) return;

@@ -78,9 +78,9 @@ class Badges:
         return self.host._trust_mask_hash if self.info[metric]["family"] == "localization" else ""
 
     def metric_key(self, panel: PanelKey, metric: str) -> MetricKey:
+        label = f"{self.info[metric]['label']} of {self.host._board.label(panel.method)}"
         return MetricKey(panel=panel, metric=metric, params=freeze(self.info[metric]["params"]),
-                         masks=self._masks(metric), seed=self.host._seed,
-                         label=f"{self.info[metric]['label']} of {self.host._board.label(panel.method)}")
+                         masks=self._masks(metric), seed=self.host._seed, label=label)
 
     def trivial_key(self, kind: str, panel: PanelKey, metric: str) -> TrivialKey:
         return TrivialKey(kind=kind, metric=metric, params=freeze(self.info[metric]["params"]),
@@ -165,8 +165,11 @@ class Badges:
                 **{kind: (None if s is None else _finite(s.value)) for kind, s in trivial.items()}}
 
     def _show_curves(self, panel: Panel, pkey: PanelKey, selected: list[str]) -> None:
-        parts = {m: self.get(self.metric_key(pkey, m)) for m in CURVE_METRICS if m in selected}
-        parts = {m: s for m, s in parts.items() if s is not None and s.curve is not None}
+        parts: dict[str, Score] = {}
+        for m in CURVE_METRICS:
+            got = self.get(self.metric_key(pkey, m)) if m in selected else None
+            if got is not None and got.curve is not None:
+                parts[m] = got
         trivial = {(m, k): self.get(self.trivial_key(k, pkey, m)) for m in parts for k in TRIVIAL}
         signature = (tuple((m, id(s)) for m, s in parts.items()),
                      tuple((mk, id(s)) for mk, s in trivial.items()))
@@ -180,6 +183,7 @@ class Badges:
         out: dict[str, Any] = {"id": f"{pkey.id}:{'+'.join(parts)}:{len(trivial)}"}
         for m, s in parts.items():
             c = s.curve
+            assert c is not None  # parts holds curves only
             if "ranks" not in out:
                 out["ranks"] = to_payload(c["ranks"])
                 ranks = c["ranks"]
@@ -216,10 +220,10 @@ class Badges:
         for _, pkey, _ in ready:
             for m in selected:
                 for kind in TRIVIAL:
-                    key = self.trivial_key(kind, pkey, m)
-                    if key not in seen and self._wanted(key):
-                        seen.add(key)
-                        out.append(self._trivial_job(key))
+                    trivial = self.trivial_key(kind, pkey, m)
+                    if trivial not in seen and self._wanted(trivial):
+                        seen.add(trivial)
+                        out.append(self._trivial_job(trivial))
         return out
 
     def _common(self, metric: str) -> dict[str, Any]:
@@ -236,6 +240,7 @@ class Badges:
             if key.metric in CURVE_METRICS:
                 c = removal_curve(model, x, attr, metric=key.metric, progress=progress,
                                   cancel=cancel, seed=common["seed"], output=common["output"])
+                assert c.result.curve is not None  # deletion and insertion keep their curve
                 curve = {"y": c.result.curve[0].numpy().astype(np.float32),
                          "counts": c.counts.numpy().astype(np.int32),
                          "ranks": c.ranks[0].numpy().astype(np.int32),
@@ -256,7 +261,7 @@ class Badges:
             r = evaluate_trivial(model, x, key.kind, metric=key.metric, target=key.target,
                                  contrast=key.contrast, normalization=norm, progress=progress,
                                  cancel=cancel, **common)
-            curve = None
+            curve: dict[str, Any] | None = None
             if key.metric in CURVE_METRICS and r.curve is not None:
                 curve = {"y": r.curve[0].numpy().astype(np.float32)}
             return Score(float(r.scores[0]), jsonable(dict(r.params)), curve)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -37,7 +37,7 @@ def check_masks(masks: Any, x: torch.Tensor) -> torch.Tensor | None:
     """``(1, H, W)`` bool on the input's device, or None; refused in words when it does not fit."""
     if masks is None:
         return None
-    m = torch.as_tensor(np.asarray(masks)) if not isinstance(masks, torch.Tensor) else masks
+    m = masks if isinstance(masks, torch.Tensor) else torch.from_numpy(np.array(masks))
     H, W = x.shape[-2:]
     if m.dim() == 2:
         m = m[None]
@@ -79,7 +79,10 @@ class TrustViews(t.HasTraits):
     metrics_selected = t.List(t.Unicode()).tag(sync=True)
     """Metric names shown as badges on every panel (``sw.evaluate`` with their defaults)."""
     metric_choices = t.List(t.Dict()).tag(sync=True)
-    """The metrics offered as toggles: name, label, family, higher_is_better, doc, params."""
+    """The metrics offered as toggles: name, label, family, higher_is_better, doc, needs_masks
+    (the localization metrics: usable with ``masks_given`` or a painted ``expert_mask``)."""
+    masks_given = t.Bool(False).tag(sync=True)
+    """Whether masks were given (``sw.show(masks=)`` or :meth:`set_masks`)."""
     rank_by = t.Unicode("").tag(sync=True)
     """Order the panels by this metric, best first ("" keeps the selection's order)."""
     metric_results = t.Dict(read_only=True)
@@ -93,36 +96,63 @@ class TrustViews(t.HasTraits):
     path_info = t.Dict().tag(sync=True)
     path_frame = t.Dict().tag(sync=True)
 
+    # what the widget provides (declared for the type checker; set by SaliencyWidget)
+    _prepared: Any
+    _extras: list[Extra]
+    _board: Any
+    _sync_lock: Any
+    _seed: int
+    _refresh: Callable[..., None]
+
+    if TYPE_CHECKING:  # the widget reads traits' own attributes (bounds) through traits()
+        def traits(self, **metadata: Any) -> dict[str, Any]: ...
+
     def _init_trust(self, metrics: Sequence[str] | None, masks: Any) -> None:
         """Called by the widget's ``__init__`` before its first refresh."""
-        self._trust_masks = check_masks(masks, self._prepared.x)
+        self._given_masks = check_masks(masks, self._prepared.x)
+        self._trust_masks = self._given_masks
         self._trust_mask_hash = mask_hash(self._trust_masks)
         self._trust = _Trust(self, {m["name"]: m for m in list_metrics()})
         self._extras.append(self._trust)
         self.metric_choices = self._offered()
+        self.masks_given = self._given_masks is not None
         self.metrics_selected = list(DEFAULT_METRICS if metrics is None else
                                      ((metrics,) if isinstance(metrics, str) else metrics))
 
     def _offered(self) -> list[dict[str, Any]]:
+        """The toggles: the same list whatever the masks (painting sends no new choices)."""
         info = self._metric_info()
         offered = [m for m in OFFERED if m in info]
-        if self._trust_masks is not None:
-            offered += [n for n, m in info.items() if m["family"] == "localization"]
-        return [{k: info[n][k] for k in ("name", "label", "family", "doc", "higher_is_better")}
-                for n in offered]
+        offered += [n for n, m in info.items() if m["family"] == "localization"]
+        return [{**{k: info[n][k] for k in ("name", "label", "family", "doc",
+                                            "higher_is_better")},
+                 "needs_masks": info[n]["family"] == "localization"} for n in offered]
 
     def set_masks(self, masks: Any) -> None:
         """Score the localization badges against ``masks`` (one ``(H, W)`` bool mask of the
-        model's input, e.g. painted by an expert); None removes them and their badges."""
-        m = check_masks(masks, self._prepared.x)
+        model's input); None removes them (and their badges). A painted ``expert_mask`` takes
+        precedence while there is one."""
+        self._given_masks = check_masks(masks, self._prepared.x)
+        self.masks_given = self._given_masks is not None
+        self._use_masks()
+
+    @t.observe("expert_mask")
+    def _on_expert_mask(self, change: dict[str, Any]) -> None:
+        if getattr(self, "_ready", False):
+            self._use_masks()
+
+    def _use_masks(self) -> None:
+        """The masks the localization badges use: the painted ``expert_mask``, or else the
+        ``masks`` given to ``sw.show`` / :meth:`set_masks`."""
+        painted = getattr(self, "expert_mask", None)
+        m = check_masks(painted, self._prepared.x) if painted is not None else self._given_masks
         with self._sync_lock:
             self._trust_masks, self._trust_mask_hash = m, mask_hash(m)
-            with self.hold_sync():
-                self.metric_choices = self._offered()
-                if m is None:
-                    info = self._metric_info()
-                    self.metrics_selected = [n for n in self.metrics_selected
-                                             if info[n]["family"] != "localization"]
+            if m is None:  # no mask left: the localization badges go
+                info = self._metric_info()
+                kept = [n for n in self.metrics_selected if info[n]["family"] != "localization"]
+                if kept != list(self.metrics_selected):
+                    self.metrics_selected = kept
         self._refresh()
 
     # -- validation ----------------------------------------------------------------------------
@@ -139,22 +169,24 @@ class TrustViews(t.HasTraits):
                 raise t.TraitError(f"unknown metric {name!r}{hint} Available: "
                                    f"{', '.join(sorted(info))}")
             if info[name]["family"] == "localization" and self._trust_masks is None:
-                raise t.TraitError(f"{name} scores the map against a ground-truth mask: open "
-                                   f"the widget with masks= (one (H, W) bool mask of the input)")
+                raise t.TraitError(f"{name} scores the map against a ground-truth mask: paint "
+                                   f"one (paint mode, or w.expert_mask = ...), or pass masks= "
+                                   f"to sw.show / w.set_masks (one (H, W) bool mask of the "
+                                   f"input)")
             if name not in out:
                 out.append(name)
         return out
 
     @t.validate("rank_by")
     def _valid_rank_by(self, proposal: dict[str, Any]) -> str:
-        name = proposal["value"]
+        name = str(proposal["value"])
         if name and name not in self._metric_info():
             raise t.TraitError(f"rank_by must be '' or a metric name, got {name!r}")
         return name
 
     @t.validate("path_method")
     def _valid_path_method(self, proposal: dict[str, Any]) -> str:
-        name = proposal["value"]
+        name = str(proposal["value"])
         if name and name not in PATH_METHODS:
             raise t.TraitError(f"path_method must be '' or one of {', '.join(PATH_METHODS)}, "
                                f"got {name!r}")

@@ -110,7 +110,8 @@ class PathView:
                 "params": param_text(dict(attr.params))}
         if "completeness_gap" in attr.extras:
             gap = float(attr.extras["completeness_gap"][0])
-            info.update(gap=_num(gap), relative_gap=_num(attr.extras["relative_completeness_gap"][0]),
+            relative = attr.extras["relative_completeness_gap"][0]
+            info.update(gap=_num(gap), relative_gap=_num(relative),
                         change=_num(float(attr.values.double().sum()) - gap))
         return info
 

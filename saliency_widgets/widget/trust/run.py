@@ -42,8 +42,8 @@ def guarded(model: Any, weights: int, fn: Run) -> Run:
     return run
 
 
-def trust_job(host: Any, key: Hashable, weights: int, fn: Run,
-              store: Callable[[Hashable, Any], None]) -> Job:
+def trust_job(host: Any, key: Any, weights: int, fn: Run,
+              store: Callable[[Any, Any], None]) -> Job:
     """A :class:`Job` for ``key`` whose result ``store(key, result)`` keeps (under the lock)."""
 
     def done(key: Hashable, result: Any) -> None:

@@ -119,6 +119,7 @@ class Sanity:
             result, maps = randomization_maps(model, x, attr, seed=host._seed,
                                               output=host._output, progress=progress,
                                               cancel=cancel)
+            assert result.curve is not None  # model_randomization keeps its curve
             signed = np.stack([display_map(m[:1], "signed")[0] for m in maps])
             absolute = (np.stack([display_map(m[:1], "absolute")[0] for m in maps])
                         if maps and maps[0].shape[1] > 1 else None)

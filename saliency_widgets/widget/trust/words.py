@@ -39,8 +39,8 @@ def sanity_flag(label: str, final: float, blocks: int, similarity: str) -> str:
         return ""
     return (f"{label} barely changes: with all {blocks} blocks of the model randomized, its map "
             f"still has {_name(similarity)} {final:.2f} with the original (flagged at "
-            f"≥ {FLAG_SIMILARITY:g}). It may show the image's structure more than what the model learned "
-            f"(Adebayo et al. 2018).")
+            f"≥ {FLAG_SIMILARITY:g}). It may show the image's structure more than what the "
+            f"model learned (Adebayo et al. 2018).")
 
 
 def sanity_passed(label: str, final: float, similarity: str) -> str:
