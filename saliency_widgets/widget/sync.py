@@ -14,6 +14,7 @@ that loop, and marimo or a plain script has none.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -51,10 +52,8 @@ class LockedSync(ipywidgets.Widget):  # type: ignore[misc]  # ipywidgets ships n
         # ipywidgets closes a widget when it is collected; at interpreter exit its module's
         # globals may already be None (an AttributeError printed once per widget: a widget
         # holds a panel model per method, so a test run printed it hundreds of times)
-        try:
+        with contextlib.suppress(AttributeError, TypeError):
             super().__del__()
-        except (AttributeError, TypeError):
-            pass
 
     @contextmanager
     def hold_sync(self) -> Iterator[None]:
