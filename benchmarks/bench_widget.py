@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from lab_harness import jupyter_server, launch_chromium, notebook, notebook_page  # noqa: E402
-from test_explorer import JS_CLICK_TO_GALLERY, JS_SORT_TO_GALLERY  # noqa: E402
+from test_explorer_browser import JS_CLICK_TO_GALLERY, JS_SORT_TO_GALLERY  # noqa: E402
 from test_widget_browser import (JS_RESTYLE_TIME, JS_TOGGLE_TO_PIXELS,  # noqa: E402
                                  JS_ZOOM_FRAME_TIME, NB7_OPEN, SETUP)
 
