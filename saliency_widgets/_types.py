@@ -50,6 +50,8 @@ class Attribution:
     extras : Mapping
         Method-specific diagnostics, e.g. IG's ``completeness_gap`` or occlusion's
         ``uncovered_pixels``.
+    precision : str
+        The arithmetic: ``"fp32"`` (IEEE), ``"tf32"`` or ``"bf16"`` (see ``sw.attribute``).
     """
 
     values: torch.Tensor
@@ -62,6 +64,7 @@ class Attribution:
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     seconds: float = 0.0
     extras: Mapping[str, Any] = field(default_factory=dict)
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen(self.params))
@@ -92,6 +95,8 @@ class MetricResult:
         Every parameter, defaults filled in and resolved.
     extras : Mapping
         Metric-specific details (e.g. every similarity measure of a randomization test).
+    precision : str
+        The arithmetic of the metric's model passes (see ``sw.evaluate``).
     """
 
     metric: str
@@ -102,6 +107,7 @@ class MetricResult:
     params: Mapping[str, Any] = field(default_factory=dict)
     extras: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen(self.params))

@@ -7,6 +7,7 @@ documentation, ``list_methods()`` and the widget's parameter editor can never dr
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
@@ -32,7 +33,12 @@ class Spec:
 
     @property
     def defaults(self) -> dict[str, Any]:
-        """Each parameter's default, in signature order."""
+        """Each parameter's default, in signature order (a fresh dict)."""
+        return dict(self._signature_defaults)
+
+    @functools.cached_property
+    def _signature_defaults(self) -> dict[str, Any]:
+        # inspect.signature costs tens of µs, on every call otherwise
         sig = inspect.signature(self.fn)
         return {p.name: p.default for p in sig.parameters.values()
                 if p.kind is inspect.Parameter.KEYWORD_ONLY}

@@ -5,6 +5,12 @@ layer activations/gradients of a batch whose row ``r`` explains example ``rows[r
 row ``r`` is example ``r``). ``original=True`` says the rows are the unperturbed input: their
 logits resolve ``target=None`` / ``"runner_up"`` (no extra pass) and are checked for NaN/Inf.
 
+Checks that would make the host wait for the device (finite logits, a blank layer gradient) are
+queued with :meth:`Explainee.later` and judged together by :meth:`Explainee.settle` when the call
+ends, where the API waits for the result anyway: a GPU call then never stops between its
+forward and backward passes. ``autocast`` (bf16 precision) runs the model's forward passes
+under ``torch.autocast``; the method's own arithmetic stays in the input's dtype.
+
 ``differentiable=True`` (set by ``api.attribute_graph`` for the attacks) keeps every primitive's
 result in the autograd graph of its input: gradients are taken with ``create_graph=True``, layer
 activations are not cut from the input, and nothing is detached. Any method built from these
@@ -61,6 +67,11 @@ def select_output(out: Any, selector: OutputSelector) -> torch.Tensor:
     return out
 
 
+def _nan_logits() -> None:
+    raise SaliencyError("the model produced NaN or Inf logits for this input; check the input's "
+                        "scale and the model's weights")
+
+
 def warn_no_relu() -> None:
     warnings.warn("guided backpropagation saw no ReLU call in the forward pass (a model without "
                   "ReLUs, or TorchScript, whose calls cannot be intercepted), so it equals the "
@@ -85,12 +96,41 @@ class Explainee:
         self._layer: ResolvedLayer | None = None
         self._layers: list[ResolvedLayer] | None = None
         self.differentiable = False
+        self.autocast: torch.dtype | None = None
         self.notes: dict[str, Any] = {}
         self.resolved: dict[str, Any] = {}
+        # (flag on the device, what to do when it is True, a warning?), judged by settle();
+        # shared by every with_rows() view of this call
+        self.pending: list[tuple[torch.Tensor, Callable[[], None], bool]] = []
+
+    # --- checks that wait until the end of the call ------------------------------------------
+    def later(self, flag: torch.Tensor, action: Callable[[], None], *,
+              warning: bool = False) -> None:
+        """Run ``action`` (raise, or warn if ``warning``) at :meth:`settle` if the 0-dim bool
+        ``flag`` is True."""
+        self.pending.append((flag.detach().reshape(()), action, warning))
+
+    def settle(self, warn: bool = True) -> None:
+        """Judge the queued checks with one wait for the device, in the order they were queued
+        (``warn=False``: errors only)."""
+        if not self.pending:
+            return
+        pending = list(self.pending)
+        self.pending.clear()
+        device = pending[0][0].device
+        flags = torch.stack([f.to(device) for f, _, _ in pending]).tolist()
+        for hit, (_, action, warning) in zip(flags, pending):
+            if hit and (warn or not warning):
+                action()
 
     # --- logits and scores -------------------------------------------------------------------
     def logits(self, xb: torch.Tensor) -> torch.Tensor:
-        out = select_output(self.model(xb), self.output)
+        if self.autocast is not None:
+            with torch.autocast(xb.device.type, dtype=self.autocast):
+                out = select_output(self.model(xb), self.output)
+            out = out.to(xb.dtype)  # scores (and what methods build from them) in x's dtype
+        else:
+            out = select_output(self.model(xb), self.output)
         if out.dim() == 1 and xb.shape[0] == 1:
             raise SaliencyError(f"the model returned shape {tuple(out.shape)} for a batch of 1: "
                                 f"it looks squeezed; remove .squeeze() from the model's forward "
@@ -107,9 +147,7 @@ class Explainee:
         if rows is None:
             rows = torch.arange(logits.shape[0], device=logits.device)
         if original:
-            if not bool(torch.isfinite(logits).all()):
-                raise SaliencyError("the model produced NaN or Inf logits for this input; check "
-                                    "the input's scale and the model's weights")
+            self.later(~torch.isfinite(logits.detach()).all(), _nan_logits)
             self.objective.resolve(logits, rows)
         return self.objective.score(logits, rows)
 
@@ -381,13 +419,15 @@ class Explainee:
     def warn_if_blank(self, grads: torch.Tensor, rows: torch.Tensor, what: str) -> None:
         """Warn when a layer's gradients vanish for an example that is not a self-contrast."""
         blank = (grads.flatten(1) == 0).all(1) & ~self.objective.self_contrast()[rows]
-        if bool(blank.any()):
-            idx = blank.nonzero()[:, 0].tolist()
-            warnings.warn(f"{what}: the gradients at layer {self._layer.name if self._layer else '?'}"
-                          f" are all zero for example(s) {idx}, so the map is blank. The output "
-                          f"may not depend on this layer (e.g. a ViT's last block, whose patch "
-                          f"tokens the head ignores); pass another layer=", SaliencyWarning,
-                          stacklevel=3)
+        name = self._layer.name if self._layer else "?"
+
+        def warn() -> None:
+            idx = rows[blank].tolist()
+            warnings.warn(f"{what}: the gradients at layer {name} are all zero for example(s) "
+                          f"{idx}, so the map is blank. The output may not depend on this layer "
+                          f"(e.g. a ViT's last block, whose patch tokens the head ignores); pass "
+                          f"another layer=", SaliencyWarning, stacklevel=6)
+        self.later(blank.any(), warn, warning=True)
 
     def with_rows(self, index: torch.Tensor) -> "Explainee":
         """An explainee for a batch whose row ``r`` is a variant of example ``index[r]``."""
