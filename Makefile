@@ -3,7 +3,7 @@
 #               out/methods.png), then open JupyterLab on the quickstart notebook, in a
 #               working copy of notebooks/ under out/notebooks/ (the tracked ones stay clean).
 #               HEADLESS=1: open no browser (servers); IP=, PORT= where to listen.
-#   make test   set up (with the test extras), then run every test
+#   make test   set up (with the test extras), lint and type-check, then run every test
 #   make bench  set up, then compare speed with Captum / pytorch-grad-cam and the floor
 #   make screenshot  refresh docs/img/widget_demo.png (the README's) from the browser test
 PYTHON ?= python3
@@ -11,7 +11,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install -q --disable-pip-version-check -c constraints.txt
 
-.PHONY: setup setup-lab setup-test demo test bench clean chromium js-test widget-js screenshot
+.PHONY: setup setup-lab setup-test demo lint test bench clean chromium js-test widget-js screenshot
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -78,8 +78,14 @@ chromium:
 js-test:
 	cd js && npm ci --no-audit --no-fund && npx tsc --noEmit && npx vitest run && npm run build
 
+# Lint and type checks first (settings in pyproject.toml: ruff over the package and the tests;
+# mypy, strict on render/, metrics/ and widget/), then every test.
+lint: setup-test
+	$(PY) -m ruff check saliency_widgets tests
+	$(PY) -m mypy
+
 # SW_E2E_REQUIRED=1: a missing browser or extra fails the widget's browser tests (no skip).
-test: setup-test chromium js-test
+test: setup-test lint chromium js-test
 	SW_E2E_REQUIRED=1 $(PY) -m pytest -q --durations=25 $(PYTEST_ARGS)
 
 bench: setup-test

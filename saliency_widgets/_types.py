@@ -50,6 +50,9 @@ class Attribution:
     extras : Mapping
         Method-specific diagnostics, e.g. IG's ``completeness_gap`` or occlusion's
         ``uncovered_pixels``.
+    logits : Tensor ``(B, classes)`` or None
+        The model's logits for the unperturbed input, from the method's own forward pass (every
+        method makes one), so predictions and probabilities cost nothing extra. Detached.
     precision : str
         The arithmetic: ``"fp32"`` (IEEE), ``"tf32"`` or ``"bf16"`` (see ``sw.attribute``).
     """
@@ -64,6 +67,7 @@ class Attribution:
     normalization: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     seconds: float = 0.0
     extras: Mapping[str, Any] = field(default_factory=dict)
+    logits: torch.Tensor | None = None
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
@@ -122,7 +126,8 @@ class MetricResult:
 
     def __repr__(self) -> str:
         arrow = "↑" if self.higher_is_better else "↓"
-        return f"MetricResult({self.metric!r} {arrow}, mean={self.mean:.4g}, B={self.scores.numel()})"
+        return (f"MetricResult({self.metric!r} {arrow}, mean={self.mean:.4g}, "
+                f"B={self.scores.numel()})")
 
 
 @dataclass(frozen=True)

@@ -79,10 +79,7 @@ def _one(values: torch.Tensor, masks: Any, chosen: dict[str, dict[str, Any]]
         out[name] = MetricResult(
             metric=spec.name, scores=scored.scores.detach().double().cpu(),
             higher_is_better=bool(spec.higher_is_better),
-            params={**full, **{k: v for k, v in mc.extras.items()
-                               if k in ("baseline", "tolerance", "samples")}},
-            extras={k: v for k, v in mc.extras.items()
-                    if k not in ("baseline", "tolerance", "samples")},
+            params={**full, **mc.resolved}, extras=dict(mc.extras),
             seconds=time.perf_counter() - started)
     return out
 

@@ -17,16 +17,14 @@ from .errors import Cancelled, SaliencyError
 from .metrics._common import MetricContext
 from .model.copy import explainable, unwrap
 from .model.explainee import Explainee, OutputSelector, select_output
+from .model.layers import list_layers as _list_layers
 from .model.version import fingerprint as _fingerprint
 from .model.objective import Objective
 from .precision import autocast_dtype, check_mode, switches
-from .registry import METHODS, METRICS, Spec, unknown_param_message
-from .work import Work
+from .registry import METHODS, METRICS, Spec
+from .work import Progress, Work, callback, progress_bar
 
 _HALF = (torch.float16, torch.bfloat16)
-# metric parameters a metric resolves itself (defaults that depend on the input or the record):
-# they go to MetricResult.params, every other note to extras
-_RESOLVED = ("baseline", "tolerance", "samples", "normalize")
 
 
 def list_methods() -> list[dict[str, Any]]:
@@ -35,9 +33,42 @@ def list_methods() -> list[dict[str, Any]]:
     return [METHODS.get(name).describe() for name in METHODS.names()]
 
 
+def describe_method(method: str) -> dict[str, Any]:
+    """Return one method's plain-data description (as in :func:`list_methods`); an unknown name
+    fails with the close matches."""
+    return METHODS.get(method).describe()
+
+
+def method_params(method: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Return ``params`` checked against ``method`` and completed with its defaults (the values
+    :func:`attribute` would record; equal settings give equal dicts)."""
+    return check_params(METHODS.get(method), params)
+
+
+def model_placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Return where and in which floating dtype the model computes: its first parameter's device
+    and dtype (CPU float32 for a model without parameters)."""
+    for p in unwrap(model).parameters():
+        return p.device, (p.dtype if p.dtype.is_floating_point else torch.float32)
+    return torch.device("cpu"), torch.float32
+
+
 def list_metrics() -> list[dict[str, Any]]:
     """Return one plain-data description per metric, with ``higher_is_better`` and parameters."""
     return [METRICS.get(name).describe() for name in METRICS.names()]
+
+
+def list_layers(model: nn.Module, *, limit: int = 64) -> list[str]:
+    """Return the names of ``model``'s modules worth explaining at, shallow (input side) first.
+
+    Every name is accepted by ``layer=`` of the methods that read a layer (``uses_layer`` in
+    :func:`list_methods`): the modules at most two levels deep that are or contain a
+    convolution, and the layer the automatic choice knows, in every block (torchvision's ViT:
+    each encoder block's ``ln_1``). At most ``limit`` names. The model is not modified.
+    """
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise SaliencyError(f"limit must be an int ≥ 1, got {limit!r}")
+    return _list_layers(model, limit)
 
 
 def _nonfinite_input() -> None:
@@ -117,28 +148,16 @@ def fingerprint(model: nn.Module) -> int:
 
 
 def check_params(spec: Spec, params: dict[str, Any]) -> dict[str, Any]:
-    """Fill in defaults; SmoothGrad's base-method parameters are checked against the base."""
-    if spec.name != "smoothgrad":
-        return spec.check_params(params)
-    own = set(spec.defaults)
-    mine = spec.check_params({k: v for k, v in params.items() if k in own})
-    base = METHODS.get(mine["base"])
-    if mine["base_params"] is not None and not isinstance(mine["base_params"], dict):
-        raise SaliencyError(f"smoothgrad: base_params must be a dict of the base method's "
-                            f"parameters, got {type(mine['base_params']).__name__}")
-    extra = {**{k: v for k, v in params.items() if k not in own}, **(mine["base_params"] or {})}
-    for key in extra:
-        if key not in base.defaults:
-            raise SaliencyError(unknown_param_message(f"smoothgrad (base {base.name!r})", key,
-                                                      list(own) + list(base.defaults)))
-    # The base's parameters stay nested: a name may be both SmoothGrad's and the base's (samples).
-    return {**mine, "base_params": base.check_params(extra)}
+    """Return ``params`` checked against the registry, with defaults filled in (see
+    :meth:`Spec.check_params`: choices, validators, a wrapped method's parameters)."""
+    return spec.check_params(params)
 
 
+@progress_bar
 def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: str,
               contrast: Any = None, layer: str | nn.Module | None = None, seed: int = 0,
               normalization: Any = None, batch_size: int | None = None,
-              progress: Callable[[int, int], None] | None = None,
+              progress: Progress = None,
               cancel: threading.Event | None = None, output: OutputSelector = None,
               precision: str = "fp32", **params: Any) -> Attribution:
     """Return an :class:`Attribution` explaining ``logit[target] − logit[contrast]``.
@@ -165,8 +184,8 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
         The model's input normalization, so named baselines (``"black"``…) mean pixel values.
     batch_size : int or None
         Inputs per model call; None chooses per device. Results do not depend on it.
-    progress : callable(done, total)
-        Called between chunks.
+    progress : callable(done, total), True, or None
+        Called between chunks; True shows a ``tqdm.auto`` bar instead. The result is the same.
     cancel : threading.Event
         When set, the work stops at the next chunk and :class:`Cancelled` is raised.
     output : key, index or callable
@@ -184,8 +203,8 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
     started = time.perf_counter()
     values, ctx, objective, norm_record = _run_method(
         model, x, target, spec, full, contrast=contrast, layer=layer, seed=seed,
-        normalization=normalization, batch_size=batch_size, progress=progress, cancel=cancel,
-        output=output, differentiable=False, precision=precision)
+        normalization=normalization, batch_size=batch_size, progress=callback(progress),
+        cancel=cancel, output=output, differentiable=False, precision=precision)
     values = values.detach()
     if values.dtype in _HALF:
         values = values.float()
@@ -197,7 +216,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
                        contrast=resolved_contrast, params={**full, **ctx.resolved},
                        layer=layer_name, seed=seed, normalization=norm_record,
                        seconds=time.perf_counter() - started, extras=ctx.notes,
-                       precision=precision)
+                       logits=ctx.original_logits(), precision=precision)
 
 
 def attribute_graph(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: str,
@@ -225,15 +244,14 @@ def _method_call(method: str, params: dict[str, Any], layer: Any,
     """The method's spec and its checked parameters; refuses a layer it does not use, and a
     contrast for a class-agnostic method."""
     spec = METHODS.get(method)
-    full = check_params(spec, params)
-    uses_layer = spec.uses_layer or (spec.name == "smoothgrad"
-                                     and METHODS.get(full["base"]).uses_layer)
-    if layer is not None and not uses_layer:
-        raise SaliencyError(f"method {spec.name!r} does not use a layer; drop layer= or pick a "
-                            f"CAM method (grad_cam, grad_cam_plusplus, score_cam, guided_grad_cam)")
-    agnostic = spec if spec.name != "smoothgrad" else METHODS.get(full["base"])
-    if contrast is not None and agnostic.class_agnostic:
-        raise SaliencyError(f"method {agnostic.name!r} is class-agnostic: its map does not depend "
+    full = spec.check_params(params)
+    acting = spec.acting(full)  # SmoothGrad acts as its base: its layer, its class-agnosticism
+    if layer is not None and not acting.uses_layer:
+        users = ", ".join(n for n in METHODS.names() if METHODS.get(n).uses_layer)
+        raise SaliencyError(f"method {acting.name!r} does not use a layer; drop layer= or pick "
+                            f"a method that reads one ({users})")
+    if contrast is not None and acting.class_agnostic:
+        raise SaliencyError(f"method {acting.name!r} is class-agnostic: its map does not depend "
                             f"on the target, so contrast={contrast!r} cannot change it; drop "
                             f"contrast= or pick a class-specific method")
     if isinstance(seed, bool) or not isinstance(seed, int):
@@ -305,11 +323,12 @@ def _check_map(values: Any, x: torch.Tensor) -> torch.Tensor:
     return values.detach().to(x.device)
 
 
+@progress_bar
 def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch.Tensor, *,
              metric: str, seed: int = 0, masks: torch.Tensor | None = None,
              explain: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
              target: Any = None, contrast: Any = None, normalization: Any = None,
-             batch_size: int | None = None, progress: Callable[[int, int], None] | None = None,
+             batch_size: int | None = None, progress: Progress = None,
              cancel: threading.Event | None = None, output: OutputSelector = None,
              precision: str | None = None, **params: Any) -> MetricResult:
     """Score one attribution with one metric (see :func:`list_metrics`); per example.
@@ -319,6 +338,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
     ``target``/``contrast``/``normalization`` given here and ``explain=callable(model, x)`` for
     metrics that re-explain (a given ``explain`` is used with a record too, e.g. for a record
     made with a tensor baseline, which cannot be replayed). The user's model is never modified.
+    ``progress`` is a callable(done, total), or True for a ``tqdm.auto`` bar.
     ``precision`` (see :func:`attribute`) applies to the metric's own model passes; None takes
     the record's (``"fp32"`` for a plain tensor). Re-explanations replay the record's.
     """
@@ -346,7 +366,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
         masks = masks.to(x.device)
     started = time.perf_counter()
     norm, _ = parse_normalization(normalization, x.shape[1], x.device, x.dtype)
-    work = Work(x.device, batch_size, progress, cancel)
+    work = Work(x.device, batch_size, callback(progress), cancel)
     generator = torch.Generator(device=x.device).manual_seed(seed)
     with switches(precision, x.device), torch.inference_mode(False), \
             explainable(model) as net:
@@ -371,10 +391,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
                         curve=None if scored.curve is None else scored.curve.detach().cpu(),
                         curve_x=None if scored.curve_x is None else scored.curve_x.cpu(),
                         higher_is_better=bool(spec.higher_is_better),
-                        params={**full, **{k: v for k, v in mc.extras.items()
-                                           if k in _RESOLVED}},
-                        extras={k: v for k, v in mc.extras.items()
-                                if k not in _RESOLVED},
+                        params={**full, **mc.resolved}, extras=dict(mc.extras),
                         seconds=time.perf_counter() - started, precision=precision)
 
 
@@ -398,7 +415,8 @@ def _record_call(record: Attribution) -> dict[str, Any]:
 
 def _explainer(model: nn.Module, record: Attribution | None, explain: Callable | None,
                batch_size: int | None, cancel: threading.Event | None,
-               output: OutputSelector) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+               output: OutputSelector
+               ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
     """``explain(inputs, rows)``: maps of perturbed inputs, row r explaining example rows[r]."""
     on = _explainer_on(record, explain, batch_size, cancel, output)
     if on is None:
@@ -408,7 +426,8 @@ def _explainer(model: nn.Module, record: Attribution | None, explain: Callable |
 
 def _explainer_on(record: Attribution | None, explain: Callable | None,
                   batch_size: int | None, cancel: threading.Event | None,
-                  output: OutputSelector) -> Callable[..., torch.Tensor] | None:
+                  output: OutputSelector, progress: Callable[[int, int], None] | None = None
+                  ) -> Callable[..., torch.Tensor] | None:
     """``explain_on(model, inputs, rows)``: the same explanation with another model.
 
     An explicit ``explain`` wins over the record (it is the documented fix for records that cannot
@@ -431,6 +450,6 @@ def _explainer_on(record: Attribution | None, explain: Callable | None,
             r = rows.cpu()
             return attribute(net, xb, targets[r].tolist(), batch_size=batch_size,
                              contrast=None if contrasts is None else contrasts[r].tolist(),
-                             cancel=cancel, output=output, **call).values
+                             cancel=cancel, output=output, progress=progress, **call).values
         return on
     return None

@@ -15,16 +15,25 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from .checks import Open
 from .errors import SaliencyError
 
 NAMED_BASELINES = ("black", "blur", "uniform", "mean")
+# A baseline parameter's declared choices: the names, or a number or tensor in input space.
+BASELINE = Open(NAMED_BASELINES, "a number or a tensor in the model's input space")
+# A reference set: a tensor (R, C, H, W), or one reference as a baseline.
+REFERENCES = Open(NAMED_BASELINES, "a number, or a tensor (R, C, H, W) of references")
+REFERENCES_NOTE = ("a reference set is a tensor (R, C, H, W) in the model's input space; "
+                   "pass references= to sw.attribute (the widget uses the default)")
 
 Normalization = tuple[torch.Tensor, torch.Tensor]
+NormalizationRecord = tuple[tuple[float, ...], tuple[float, ...]]
 
 
 def parse_normalization(spec: Any, channels: int, device: torch.device, dtype: torch.dtype
-                        ) -> tuple[Normalization | None, tuple[tuple[float, ...], tuple[float, ...]] | None]:
-    """Return ``((mean, std) as (1, C, 1, 1) tensors, the plain-float record)`` or ``(None, None)``."""
+                        ) -> tuple[Normalization | None, NormalizationRecord | None]:
+    """Return ``((mean, std) as (1, C, 1, 1) tensors, the plain-float record)`` or
+    ``(None, None)``."""
     if spec is None:
         return None, None
     try:
@@ -55,7 +64,7 @@ def to_model_space(pixels: torch.Tensor, normalization: Normalization) -> torch.
 
 def gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
     """Separable Gaussian blur with reflected borders; linear, so it commutes with normalization."""
-    radius = max(1, min(int(math.ceil(3 * sigma)), x.shape[-1] - 1, x.shape[-2] - 1))
+    radius = max(1, min(math.ceil(3 * sigma), x.shape[-1] - 1, x.shape[-2] - 1))
     if x.shape[-1] < 2 or x.shape[-2] < 2:
         return x.clone()
     t = torch.arange(-radius, radius + 1, device=x.device, dtype=x.dtype)

@@ -8,7 +8,8 @@ class SaliencyError(ValueError):
 
 
 class Cancelled(Exception):
-    """Raised when the ``cancel`` event was set; the work stopped at a chunk boundary, cleaned up."""
+    """Raised when the ``cancel`` event was set; the work stopped at a chunk boundary, cleaned
+    up."""
 
 
 class SaliencyWarning(UserWarning):

@@ -29,14 +29,16 @@ from .metrics._common import pixel_map
 from .metrics._similarity import SIMILARITIES, similarities
 from .model.explainee import OutputSelector
 from .reduce import REDUCTIONS
+from .work import Progress, callback, progress_bar
 
 
+@progress_bar
 def data_randomization(model: nn.Module, random_model: nn.Module, x: torch.Tensor,
                        attribution: Attribution | torch.Tensor, *,
                        similarity: str = "spearman_abs", reduction: str = "sum",
                        explain: Callable[[nn.Module, torch.Tensor], torch.Tensor] | None = None,
                        batch_size: int | None = None, cancel: threading.Event | None = None,
-                       output: OutputSelector = None) -> MetricResult:
+                       output: OutputSelector = None, progress: Progress = None) -> MetricResult:
     """Return the similarity of ``attribution`` (made on ``model``) to the same explanation made
     on ``random_model``, a copy of the architecture trained on permuted labels; per example.
 
@@ -55,6 +57,8 @@ def data_randomization(model: nn.Module, random_model: nn.Module, x: torch.Tenso
         ``extras``, with ``random_map`` (the re-explanation).
     reduction : str
         Channel reduction before comparing (``sum``, ``abs``, ``max_abs``).
+    progress : callable(done, total), True, or None
+        Progress of the re-explanation; True shows a ``tqdm.auto`` bar.
 
     Returns
     -------
@@ -72,7 +76,7 @@ def data_randomization(model: nn.Module, random_model: nn.Module, x: torch.Tenso
     check_input(random_model, x)
     record = attribution if isinstance(attribution, Attribution) else None
     values = _check_map(record.values if record is not None else attribution, x)
-    on = _explainer_on(record, explain, batch_size, cancel, output)
+    on = _explainer_on(record, explain, batch_size, cancel, output, callback(progress))
     if on is None:
         raise SaliencyError("data_randomization re-explains x with random_model, but the "
                             "attribution is a plain tensor: pass the Attribution record from "

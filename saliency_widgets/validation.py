@@ -16,6 +16,7 @@ from ._types import Attribution, MetricResult
 from .api import attribute, evaluate
 from .errors import SaliencyError
 from .registry import METRICS
+from .work import Progress, ProgressFn, callback, progress_bar
 
 Selection = Iterable[str] | Mapping[str, Mapping[str, Any]]
 
@@ -290,7 +291,7 @@ class ValidationTable:
     def _above(self, ranks: Mapping[str, float]) -> dict[str, str | None]:
         """Each method's neighbour ranked just better on one metric (None for the best)."""
         ordered = sorted((r, i, m) for i, (m, r) in enumerate(ranks.items()) if not math.isnan(r))
-        out: dict[str, str | None] = {m: None for m in ranks}
+        out: dict[str, str | None] = dict.fromkeys(ranks)
         for (_, _, prev), (_, _, m) in zip(ordered, ordered[1:]):
             out[m] = prev
         return out
@@ -323,16 +324,37 @@ class ValidationTable:
         return f"<pre>{escape(str(self))}</pre>"
 
 
+_PART = 1000  # progress units per call (one attribute or one evaluate): a fixed total
+
+
+def _part(progress: ProgressFn | None, k: int, parts: int) -> ProgressFn | None:
+    """Progress of call ``k`` of ``parts``, mapped onto the whole run's fixed scale."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(k * _PART + _PART * done // max(1, total),
+                                        parts * _PART)
+
+
+def _done(progress: ProgressFn | None, k: int, parts: int) -> int:
+    """Report call ``k`` finished (also one that reported nothing, e.g. a map-only metric)."""
+    if progress is not None:
+        progress((k + 1) * _PART, parts * _PART)
+    return k + 1
+
+
+@progress_bar
 def validate(model: nn.Module, x: torch.Tensor, *, methods: Selection, metrics: Selection,
              target: Any = None, contrast: Any = None, masks: torch.Tensor | None = None,
              normalization: Any = None, seed: int = 0, batch_size: int | None = None,
-             bootstrap: int = 1000, confidence: float = 0.95) -> ValidationTable:
+             bootstrap: int = 1000, confidence: float = 0.95,
+             progress: Progress = None) -> ValidationTable:
     """Explain ``x`` with every method and score each map with every metric.
 
     ``methods`` / ``metrics``: names, or ``{name: params}`` dicts. Contrastive objectives apply
     to every method and metric. Localization metrics need ``masks``. ``bootstrap`` resamples of
     the examples (seeded by ``seed``) give each mean and mean rank its ``confidence`` interval
-    (see :class:`ValidationTable`); ``bootstrap=0`` turns them off.
+    (see :class:`ValidationTable`); ``bootstrap=0`` turns them off. ``progress`` counts the
+    whole run (a callable(done, total), or True for a ``tqdm.auto`` bar).
     """
     chosen = _selection("methods", methods)
     scored = _selection("metrics", metrics)
@@ -348,13 +370,20 @@ def validate(model: nn.Module, x: torch.Tensor, *, methods: Selection, metrics: 
     specs = {name: METRICS.get(name) for name in scored}
     attributions: dict[str, Attribution] = {}
     results: dict[tuple[str, str], MetricResult] = {}
+    parts = len(chosen) * (1 + len(scored))
+    calls, report = 0, callback(progress)
     for name, params in chosen.items():
         attr = attribute(model, x, target, method=name, contrast=contrast, seed=seed,
-                         normalization=normalization, batch_size=batch_size, **params)
+                         normalization=normalization, batch_size=batch_size,
+                         progress=_part(report, calls, parts), **params)
+        calls = _done(report, calls, parts)
         attributions[name] = attr
         for metric, mparams in scored.items():
             results[(name, metric)] = evaluate(model, x, attr, metric=metric, seed=seed,
-                                               masks=masks, batch_size=batch_size, **mparams)
+                                               masks=masks, batch_size=batch_size,
+                                               progress=_part(report, calls, parts),
+                                               **mparams)
+            calls = _done(report, calls, parts)
     return ValidationTable(methods=tuple(chosen), metrics=tuple(scored), results=results,
                            attributions=attributions,
                            higher_is_better={m: bool(s.higher_is_better)

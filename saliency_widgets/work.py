@@ -8,27 +8,39 @@ Score-CAM masks) through :meth:`Work.run`, so these guarantees hold everywhere:
 * ``cancel`` is checked before each chunk and raises :class:`~saliency_widgets.errors.Cancelled`;
 * ``progress(done, total)`` is called after each chunk;
 * on CUDA an out-of-memory error halves the chunk and retries it.
+
+Public calls that take ``progress`` are decorated with :func:`progress_bar`, so they also accept
+``progress=True``: a ``tqdm.auto`` bar (a widget in notebooks, text in a terminal) fed by the same
+callback; the computation never sees the difference.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-from typing import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Callable, TypeVar
 
 import torch
 
 from .errors import Cancelled, SaliencyError
 
 ProgressFn = Callable[[int, int], None]
+Progress = ProgressFn | bool | None  # what the public calls accept
+F = TypeVar("F", bound=Callable[..., Any])
 
 # One 224×224 RGB image has 150 528 values. Per-image time of resnet18 on 2 CPU threads (this
 # project's CI machine, benchmarks/bench_methods.py calibration) at batch 1/2/4/8/16/32:
 # forward 29.6/25.2/23.6/25.2/27.5/28.7 ms, forward+backward 67.8/56.2/54.5/49.6/48.5/54.8 ms.
 # So 4 images per forward chunk and 8 per forward+backward chunk (within 2 % of 16 at half the
 # memory). On a GPU, batches of 64 at 224² keep the device busy far from memory limits.
+# "patches" (incremental occlusion, item_numel = the largest tensor one window holds): small
+# patch convolutions use the cores better in larger batches (resnet18, 1 thread, per window:
+# 23.1/18.0/17.5 ms at 4/16/32 windows per chunk).
 _REF_NUMEL = 3 * 224 * 224
-_CPU_IMAGES = {"backward": 8, "forward": 4}
-_CUDA_IMAGES = {"backward": 64, "forward": 128}
+_CPU_IMAGES = {"backward": 8, "forward": 4, "patches": 24}
+_CUDA_IMAGES = {"backward": 64, "forward": 128, "patches": 128}
 _MAX_CHUNK = 256
 
 
@@ -74,11 +86,11 @@ class Work:
         if self._progress is not None:
             self._progress(done, total)
 
-    def scope(self, index: int, count: int) -> "_Scope":
+    def scope(self, index: int, count: int) -> _Scope:
         """Progress of the work inside is part ``index`` of ``count`` equal parts."""
         return _Scope(self, index, count)
 
-    def run(self, total: int, step: Callable[[int, int], None], *, item_numel: int,
+    def run(self, total: int, step: Callable[[int, int], object], *, item_numel: int,
             kind: str = "backward", report: bool = True) -> None:
         """Call ``step(i, j)`` for consecutive chunks ``[i, j)`` covering ``range(total)``.
 
@@ -108,6 +120,62 @@ class Work:
             i = j
             if report:
                 self.report(i, total)
+
+
+@contextmanager
+def reporter(progress: Progress, desc: str) -> Iterator[ProgressFn | None]:
+    """Yield the ``progress(done, total)`` callback for ``progress``: None for None/False, the
+    callable itself, or for True one that drives a ``tqdm.auto`` bar, closed on exit."""
+    if progress is None or progress is False:
+        yield None
+        return
+    if progress is not True:
+        if not callable(progress):
+            raise SaliencyError(f"progress must be True (a tqdm bar) or callable(done, total), "
+                                f"got {progress!r}")
+        yield progress
+        return
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as err:
+        raise SaliencyError("progress=True draws a tqdm bar, but tqdm is not installed: "
+                            "pip install tqdm, or pass progress= a callable(done, total)") from err
+    # Counts are chunks of different sizes (and sub-steps of nested calls): show a percentage.
+    bar = tqdm(total=1, desc=desc, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
+                                              "[{elapsed}<{remaining}]")
+
+    def report(done: int, total: int) -> None:
+        if bar.total != total:
+            bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        yield report
+        bar.n = bar.total  # done, also where the last chunk was not reported
+        bar.refresh()
+    finally:
+        bar.close()
+
+
+def callback(progress: Progress) -> ProgressFn | None:
+    """The callable a :func:`progress_bar` function holds for ``progress`` (True has become the
+    bar's callback by then; None and False mean none)."""
+    return None if progress is None or isinstance(progress, bool) else progress
+
+
+def progress_bar(fn: F) -> F:
+    """Let ``fn``'s keyword ``progress`` also be True (a tqdm bar named after the call)."""
+
+    @functools.wraps(fn)
+    def call(*args: Any, progress: Progress = None, **kwargs: Any) -> Any:
+        what = next((kwargs[k] for k in ("method", "metric") if isinstance(kwargs.get(k), str)),
+                    None)
+        desc = fn.__name__ if what is None else f"{fn.__name__} {what}"
+        with reporter(progress, desc) as report:
+            return fn(*args, progress=report, **kwargs)
+
+    return call  # type: ignore[return-value]
 
 
 class _Scope:

@@ -321,8 +321,150 @@ def validation() -> list:
     ]
 
 
+def auditing() -> list:
+    return [
+        md("# Auditing a model: a clever Hans across a data set",
+           "",
+           "Notebook 02 caught the `shapes_clever_hans` model one image at a time. An audit asks "
+           "the same questions of a whole data set: which errors does the model make, where "
+           "does it look when it is wrong, does its attention differ between groups, which "
+           "images deserve a human look? `sw.audit` runs the engine over every batch and "
+           "stores, per image, the prediction, its confidence, the loss, each metric's score, a "
+           "small map per method and a thumbnail, in a folder (SQLite + `.npy` files) that can "
+           "be reopened, resumed after a crash, or filled by many processes under `torchrun`.",
+           "",
+           "The data: 200 images stamped with the watermark and 200 clean ones; the stamp is "
+           "the *group*. The audit explains each prediction (`target=\"pred\"`) with Grad-CAM and "
+           "scores how much of each map lies on the shape (relevance mass, with the exact "
+           "masks)."),
+        code("import matplotlib.pyplot as plt",
+             "import numpy as np",
+             "import torch",
+             "import saliency_widgets as sw",
+             "",
+             "CLASSES, MARK = sw.demo.CLASSES, sw.demo.WATERMARK_CLASS",
+             'hans = sw.demo.load_model("shapes_clever_hans")',
+             'stamped = sw.demo.sample(200, seed=5, watermark="all")',
+             "clean = sw.demo.sample(200, seed=105)",
+             "x = torch.cat([stamped.x, clean.x])",
+             "labels = torch.cat([stamped.labels, clean.labels])",
+             "masks = torch.cat([stamped.masks, clean.masks])",
+             'groups = ["stamped"] * 200 + ["clean"] * 200',
+             "",
+             'audit = sw.audit(hans, (x, labels, masks), groups=groups, target="pred",',
+             '                 methods=("grad_cam",), metrics=("relevance_mass",),',
+             '                 normalization=sw.demo.NORMALIZATION, out="audit_clever_hans")',
+             "audit"),
+        md("Run the cell again: it returns at once, because every batch is already in "
+           "`audit_clever_hans/` (a killed run resumes the same way; other arguments, data or "
+           "another model are refused rather than mixed in).",
+           "",
+           "## The errors"),
+        code("cm = audit.confusion()   # rows: true class, columns: prediction",
+             "wrong = int(cm.sum() - np.trace(cm))",
+             "to_circle = int(cm[:, MARK].sum() - cm[MARK, MARK])",
+             'print(f"{wrong} wrong predictions, {to_circle} of them \'{CLASSES[MARK]}\'")',
+             'for g in ("stamped", "clean"):',
+             '    n, ok = audit.count({"group": g}), audit.count({"group": g, "correct": True})',
+             '    print(f"{g:8s} accuracy {ok / n:.1%}")',
+             "",
+             "fig, ax = plt.subplots(figsize=(4, 3.6))",
+             'ax.imshow(cm, cmap="Blues")',
+             "for (i, j), v in np.ndenumerate(cm):",
+             '    ax.text(j, i, v, ha="center", va="center", fontsize=8)',
+             "ax.set_xticks(range(5), CLASSES, rotation=45); ax.set_yticks(range(5), CLASSES)",
+             'ax.set_xlabel("predicted"); ax.set_ylabel("true"); fig.tight_layout()'),
+        md("Nearly every error is a *circle*: the stamped squares, triangles, stars and crosses. "
+           "The clean images fail the other way: without the stamp, many circles are missed.",
+           "",
+           "## Where the model looks, per group",
+           "",
+           "`mean_map` averages each map's *share* of attention per pixel (`|m| / Σ|m|`), so "
+           "every image weighs the same and the mean is itself a distribution; the box is the "
+           "watermark's place."),
+        code('means = audit.mean_map("grad_cam", by="group")',
+             "box = sw.demo.WATERMARK_BOX",
+             "fig, axes = plt.subplots(1, 2, figsize=(6.4, 3.2))",
+             "for ax, key, mean, mass in zip(axes, means.keys, means.mean, means.mass_in(box)):",
+             '    ax.imshow(mean, cmap="inferno")',
+             "    t, l, b, r = box",
+             '    ax.add_patch(plt.Rectangle((l - .5, t - .5), r - l, b - t, fill=False, ec="c"))',
+             '    ax.set_title(f"{key}: {mass:.0%} of the mass in the box", fontsize=9)',
+             '    ax.axis("off")',
+             "fig.tight_layout()"),
+        md("The difference as one number: half the L1 distance between the two mean maps "
+           "(0: the same attention, 1: nowhere in common), with a permutation test of \"the "
+           "group does not matter\"."),
+        code('d = audit.disparity("grad_cam", "stamped", "clean", permutations=1000)',
+             "d"),
+        md("## Finding the clever Hans without group labels: SpRAy",
+           "",
+           "In a real audit nobody has labelled the stamp. Spectral relevance analysis "
+           "(Lapuschkin et al. 2019) clusters one class's maps; the eigenvalues of the "
+           "clustering graph say how many distinct strategies there are (a large gap after the "
+           "k-th). Here: the maps of the true circles, without the groups."),
+        code("probe = audit.clusters(\"grad_cam\", MARK, k=2)",
+             'print("smallest eigenvalues", np.round(probe.eigenvalues[:6], 3),',
+             '      "→ suggested k =", probe.suggested_k)',
+             'spray = audit.clusters("grad_cam", MARK, k=probe.suggested_k)',
+             'stamp = {r["idx"]: r["group"] == "stamped" for r in audit.table}   # only to check',
+             "fig, axes = plt.subplots(1, spray.k, figsize=(3.2 * spray.k, 3.2))",
+             "for j, ax in enumerate(np.atleast_1d(axes)):",
+             "    members = spray.members(j)",
+             "    n_stamped = sum(stamp[i] for i in members)",
+             '    ax.imshow(spray.mean[j], cmap="inferno"); ax.axis("off")',
+             '    ax.set_title(f"cluster {j}: {len(members)} circles, {n_stamped} stamped",',
+             "                 fontsize=9)",
+             "fig.tight_layout()"),
+        md("The clusters whose mean map sits in the corner hold the stamped circles: the "
+           "shortcut is found from the maps alone.",
+           "",
+           "## Which images deserve a look?",
+           "",
+           "The most confident mistakes first (the errors sorted by loss), with how much of "
+           "Grad-CAM's mass lies on the shape. The table is queried page by page: only the rows "
+           "on the page and their thumbnails are read from disk."),
+        code('idx, rows = audit.query("loss", descending=True, filter={"correct": False},',
+             "                        page_size=8)",
+             'maps = audit.maps("grad_cam", idx, scaled=False)',
+             "thumbs = audit.thumbnails(idx)",
+             "fig, axes = plt.subplots(1, len(idx), figsize=(1.7 * len(idx), 2.2))",
+             "for ax, t, m, row in zip(np.atleast_1d(axes), thumbs, maps, rows):",
+             "    ax.imshow(t); ax.imshow(m.astype(float), cmap=\"inferno\", alpha=0.5)",
+             '    ax.set_title(f"#{row[\'idx\']} {CLASSES[row[\'label\']]}→{CLASSES[row[\'pred\']]}\\n"',
+             '                 f"on shape {row[\'relevance_mass:grad_cam\']:.2f}", fontsize=7)',
+             '    ax.axis("off")',
+             "fig.tight_layout()"),
+        md("## The explorer",
+           "",
+           "The same, interactively: `sw.explore` pages through the audit (sort by any column, "
+           "filter by correctness, class, group or a confusion cell: click a cell), shows the "
+           "mean maps per class, group or cell beside the disparity, and SpRAy's clusters of a "
+           "chosen class. Clicking a thumbnail opens that image below in the single-image "
+           "widget, explaining the prediction rather than the true class. It opens here on the "
+           "errors, the most confident first."),
+        code("explorer = sw.explore(audit, (x, labels), model=hans, labels=CLASSES)",
+             'explorer.filter = {"correct": "wrong"}',
+             'explorer.sort_by, explorer.descending = "loss", True',
+             'explorer.mean_by = "group"',
+             "explorer.selected = int(explorer.page_rows[0][\"idx\"])   # opens the detail view",
+             "explorer.wait()",
+             'print(explorer.total, "errors; the detail view explains",',
+             '      CLASSES[explorer.detail.target], "rather than", CLASSES[explorer.detail.contrast])'),
+        md("## Reopening, and larger audits",
+           "",
+           "The folder is the audit: `sw.load_audit(path)` opens it in another session, and "
+           "its layout (one SQLite table, `.npy` shards, a JSON manifest) is documented in "
+           "`saliency_widgets/audit/store.py`. Launched under `torchrun`, the same `sw.audit` "
+           "call splits the batches between the processes and merges their results."),
+        code("again = sw.load_audit(audit.path)",
+             'print(again, again.numeric_columns()[:8], sep="\\n")'),
+    ]
+
+
 NOTEBOOKS = {"01_quickstart.ipynb": quickstart, "02_debugging_a_misclassification.ipynb": debugging,
-             "03_teaching.ipynb": teaching, "04_validation.ipynb": validation}
+             "03_teaching.ipynb": teaching, "04_validation.ipynb": validation,
+             "05_auditing_a_model.ipynb": auditing}
 
 
 def main() -> None:

@@ -9,8 +9,6 @@ Tolerances are absolute, stated per assert (float64 arithmetic: ~1e-13 on values
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 import torch.nn.functional as F

@@ -78,7 +78,8 @@ def attribute(model, x, name, **kw):
 
 # --- models and inputs ------------------------------------------------------------------------
 class SmallCNN(nn.Module):
-    """Two conv/BN/ReLU blocks and a linear head; ``rendezvous`` (optional) is called mid-forward."""
+    """Two conv/BN/ReLU blocks and a linear head; ``rendezvous`` (optional) is called
+    mid-forward."""
 
     def __init__(self, in_ch: int = 3, dropout: bool = False) -> None:
         super().__init__()
@@ -242,6 +243,20 @@ def test_shape_dtype_detached(name, dtype):
     assert len(attr.target) == 2 and all(0 <= t < CLASSES for t in attr.target)
     with torch.no_grad():
         assert list(attr.target) == model(x).argmax(1).tolist()
+
+
+@pytest.mark.parametrize("name", METHODS)
+def test_logits_are_those_of_the_original_input(name):
+    """``attr.logits`` comes from the method's own pass over the unperturbed input (the audit
+    reads predictions from it): chunked row by row, and never from a perturbed copy."""
+    model = make_model(name, torch.float64)
+    x = make_x(3, torch.float64)
+    contrast = None if name in AGNOSTIC else "runner_up"
+    attr = attribute(model, x, name, batch_size=1, contrast=contrast)
+    with torch.no_grad():
+        expected = model(x)
+    assert attr.logits is not None and attr.logits.shape == (3, CLASSES)
+    torch.testing.assert_close(attr.logits, expected, rtol=1e-12, atol=1e-12)
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16], ids=["f16", "bf16"])
@@ -419,7 +434,7 @@ def test_concurrent_use_of_the_model(name, mode):
                 with tick:
                     iterations[0] += 1
                     tick.notify_all()
-        except BaseException as err:  # noqa: BLE001 - reported by the main thread
+        except BaseException as err:  # reported by the main thread
             errors.append(err)
             with tick:
                 tick.notify_all()

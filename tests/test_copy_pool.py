@@ -78,7 +78,7 @@ def test_a_change_between_calls_reaches_the_next_call(change):
     elif change == "buffer":
         model.register_buffer("unused", torch.ones(1))
     elif change == "child":
-        model.act = nn.Tanh()
+        model.act = nn.Tanh().eval()
     elif change == "deleted":
         model.extra = 1.0
         gradient(model)

@@ -3,8 +3,6 @@ tiny CNN that memorises permuted labels of a few demo images."""
 
 from __future__ import annotations
 
-import warnings
-
 import pytest
 import torch
 import torch.nn.functional as F

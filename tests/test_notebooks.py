@@ -36,7 +36,8 @@ def _pretrained_cells() -> dict[str, str]:
     cells = {}
     for path in NOTEBOOKS:
         nb = nbformat.read(path, as_version=4)
-        found = [c.source for c in nb.cells if c.cell_type == "code" and "ResNet50_Weights" in c.source]
+        found = [c.source for c in nb.cells
+                 if c.cell_type == "code" and "ResNet50_Weights" in c.source]
         if found:
             cells[path.stem] = found[-1]
     return cells
@@ -76,3 +77,20 @@ def test_the_pretrained_cell_runs_when_weights_are_on_disk(tmp_path, monkeypatch
         assert w.target == int(w.attributions[0].target[0])
     finally:
         w.close()
+
+
+MARIMO = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("*_marimo.py"))
+
+
+@pytest.mark.parametrize("path", MARIMO, ids=lambda p: p.stem)
+def test_marimo_notebook_runs_as_a_script(path, tmp_path):
+    """A marimo notebook is a Python file: run as a script, marimo executes every cell."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("marimo")
+    env = dict(os.environ, OMP_NUM_THREADS="1", MPLBACKEND="Agg", HOME=str(tmp_path))
+    done = subprocess.run([sys.executable, str(path)], cwd=tmp_path, env=env, timeout=600,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr, done.stderr[-3000:]

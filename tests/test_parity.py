@@ -11,12 +11,13 @@ per image by least squares and bound the residual (their maps span [0, 1]) and r
 Findings recorded here (see the individual tests):
 
 * Guided backprop on torchvision ResNets: each ``BasicBlock`` calls its one
-  ``nn.ReLU(inplace=True)`` module twice. Captum is nevertheless *right*: its ``_register_backward_hook`` registers tensor
-  hooks per forward *call* (on that call's input/output) and guided backprop only rewrites the
-  call's own ``grad_input`` (``relu(grad_input)``); the pre-hook clones the input, so the in-place
-  ReLU is safe. Both Captum and ours equal an independent reference whose ReLUs are stateless
-  guided modules. Captum is wrong (silently plain gradients) only for functional ``F.relu``,
-  which it documents; we intercept every ReLU call — shown on a functional-ReLU model.
+  ``nn.ReLU(inplace=True)`` module twice. Captum is nevertheless *right*: its
+  ``_register_backward_hook`` registers tensor hooks per forward *call* (on that call's
+  input/output) and guided backprop only rewrites the call's own ``grad_input``
+  (``relu(grad_input)``); the pre-hook clones the input, so the in-place ReLU is safe. Both Captum
+  and ours equal an independent reference whose ReLUs are stateless guided modules. Captum is wrong
+  (silently plain gradients) only for functional ``F.relu``, which it documents; we intercept every
+  ReLU call — shown on a functional-ReLU model.
 * Captum's ``riemann_trapezoid`` weights sum to (n−1)/n; ours sum to 1, so Captum's trapezoid IG is
   exactly ``(n−1)/n`` × ours, for any model; on a linear model ours is exact.
 * pytorch-grad-cam's Grad-CAM++ adds ε = 1e-6 to the α denominator ``2g² + ΣA·g³``; ours does not

@@ -31,7 +31,7 @@ from pytorch_grad_cam import (AblationCAM, EigenCAM, FullGrad, HiResCAM,  # noqa
                               LayerCAM, XGradCAM)
 
 try:
-    from .test_parity import (CONTRASTS, TARGETS, TOL_AFFINE, _scaled, _targets,  # noqa: F401
+    from .test_parity import (CONTRASTS, TARGETS, TOL_AFFINE, _scaled, _targets,
                               affine_fit, assert_affine, assert_close, image, resnet, vgg)
 except ImportError:  # tests/ is not a package: pytest puts it on sys.path
     from test_parity import (CONTRASTS, TARGETS, TOL_AFFINE, _scaled, _targets,  # noqa: F401

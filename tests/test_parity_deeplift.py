@@ -184,7 +184,7 @@ def test_deeplift_shap_without_a_set_is_deeplift():
     (torch.zeros(0, 3, 16, 16, dtype=F64), r"R ≥ 1"),
     (torch.zeros(2, 3, 16, 16, dtype=torch.long), r"dtype torch.int64"),
     (torch.full((2, 3, 16, 16), float("nan"), dtype=F64), r"NaN"),
-    ("sepia", r"unknown baseline 'sepia'.*references= takes a tensor"),
+    ("sepia", r"references='sepia' is not supported.*a tensor \(R, C, H, W\) of references"),
 ])
 @pytest.mark.parametrize("name", ["deeplift_shap", "gradient_shap"])
 def test_bad_references_fail_clearly(name, refs, pattern):

@@ -10,6 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torchvision.models import VisionTransformer
 
 import saliency_widgets as sw
 
@@ -17,6 +18,9 @@ METHODS = [m["name"] for m in sw.list_methods()]
 SPECS = {m["name"]: m for m in sw.list_methods()}
 CAM_METHODS = [m["name"] for m in sw.list_methods() if m["uses_layer"]]
 NON_LAYER_METHODS = [m["name"] for m in sw.list_methods() if not m["uses_layer"]]
+# Methods that read self-attention run on a small ViT (tiny_vit, 32 px) where the CNN runs.
+VIT_ONLY = {m["name"] for m in sw.list_methods() if m["family"] == "transformer"}
+AGNOSTIC = {m["name"] for m in sw.list_methods() if m["class_agnostic"]}
 CHEAP = {"integrated_gradients": {"steps": 4}, "smoothgrad": {"samples": 3},
          "occlusion": {"window": 4}, "lime": {"grid": 2, "samples": 16},
          "kernel_shap": {"grid": 2, "samples": 16}, "blur_ig": {"steps": 4},
@@ -83,19 +87,46 @@ class CountingNet(nn.Module):
         return self.body(_CountBackward.apply(x))
 
 
+class TinyViT(VisionTransformer):
+    """tiny_vit() as a class of its own, so a test can change its forward and still hand over a
+    VisionTransformer (LeGrad reads ``encoder.ln`` and ``heads`` at the model's root)."""
+
+    def __init__(self):
+        super().__init__(image_size=32, patch_size=8, num_layers=2, num_heads=2, hidden_dim=32,
+                         mlp_dim=64, num_classes=CLASSES)
+        self.load_state_dict(tiny_vit().state_dict())
+        self.eval()
+
+
+class CountingViT(TinyViT):
+    def forward(self, x):
+        return super().forward(_CountBackward.apply(x))
+
+
+def model_and_x(name, cnn_model, vit_model):
+    """The CNN and a 16-pixel input, or for the attention methods the ViT and 32 pixels."""
+    if name in VIT_ONLY:
+        return vit_model(), make_x(2, size=(32, 32))
+    return cnn_model(), make_x(2)
+
+
 @pytest.mark.parametrize("name", METHODS)
 @pytest.mark.parametrize("bad", [{"target": 5}, {"target": -1}, {"target": [0, 7]},
                                  {"target": 1, "contrast": 9}],
                          ids=["target5", "target-1", "per-example", "contrast"])
 def test_class_index_out_of_range_before_any_backward(name, bad):
-    model, x = CountingNet(), make_x(2)
+    model, x = model_and_x(name, CountingNet, CountingViT)
     # the counter works: a valid call does run backwards for gradient methods
     _CountBackward.calls = 0
     attribute(model, x, "gradient", target=1)
     assert _CountBackward.calls > 0
     _CountBackward.calls = 0
-    saliency_error(lambda: attribute(model, x, name, **bad),
-                   r"out of range", r"5 classes", r"0\s*(–|-|to|\.\.)\s*4")
+    if name in AGNOSTIC and "contrast" in bad:  # any contrast is refused first, in words
+        saliency_error(lambda: attribute(model, x, name, **bad), "class-agnostic",
+                       r"contrast=9", "drop contrast=")
+    else:
+        saliency_error(lambda: attribute(model, x, name, **bad),
+                       r"out of range", r"5 classes", r"0\s*(–|-|to|\.\.)\s*4")
     assert _CountBackward.calls == 0, "a backward pass ran before the range check"
 
 
@@ -107,6 +138,9 @@ def test_nan_input():
     saliency_error(lambda: sw.attribute(cnn(), x, method="gradient"), "Inf")
 
 
+NAN_AT_2 = torch.where(torch.arange(CLASSES) == 2, float("nan"), 0.0)
+
+
 class NaNNet(nn.Module):
     def __init__(self):
         super().__init__()
@@ -114,13 +148,18 @@ class NaNNet(nn.Module):
         self.eval()
 
     def forward(self, x):
-        out = self.body(x)
-        return out + torch.where(torch.arange(CLASSES) == 2, float("nan"), 0.0)
+        return self.body(x) + NAN_AT_2
+
+
+class NaNViT(TinyViT):
+    def forward(self, x):
+        return super().forward(x) + NAN_AT_2
 
 
 @pytest.mark.parametrize("name", METHODS)
 def test_nan_logits(name):
-    saliency_error(lambda: attribute(NaNNet(), make_x(), name, target=0), "NaN", "logits")
+    model, x = model_and_x(name, NaNNet, NaNViT)
+    saliency_error(lambda: attribute(model, x, name, target=0), "NaN", "logits")
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.bool])
@@ -136,7 +175,8 @@ def test_missing_batch_dimension():
 
 def test_not_a_tensor_and_wrong_rank():
     saliency_error(lambda: sw.attribute(cnn(), make_x().numpy(), method="gradient"), "Tensor")
-    saliency_error(lambda: sw.attribute(cnn(), make_x()[None], method="gradient"), r"\(B, C, H, W\)")
+    saliency_error(lambda: sw.attribute(cnn(), make_x()[None], method="gradient"),
+                   r"\(B, C, H, W\)")
 
 
 class DictNet(nn.Module):
@@ -383,7 +423,7 @@ def test_torch_compile_aot_eager_matches_eager(name):
     model = _bn_net()
     try:
         compiled = torch.compile(model, backend="aot_eager")
-    except Exception as err:  # noqa: BLE001 - unavailable on this platform
+    except Exception as err:  # unavailable on this platform
         pytest.skip(f"torch.compile unavailable: {err}")
     x = make_x(2)
     eager = attribute(model, x, name, target=[2, 4])
@@ -410,18 +450,19 @@ def test_data_parallel_cpu_model(name):
 
 @pytest.mark.parametrize("name", METHODS)
 def test_memory_layout_does_not_change_values(name):
-    x = make_x(2, size=(16, 16))
-    model = _bn_net()
+    model, x = (tiny_vit(), make_x(2, size=(32, 32))) if name in VIT_ONLY else \
+        (_bn_net(), make_x(2, size=(16, 16)))
     ref = attribute(model, x, name, target=[1, 4])
+    S = x.shape[-1]
     nhwc = x.permute(0, 2, 3, 1).contiguous()
-    big = torch.zeros(2, 3, 20, 24)
-    big[:, :, 2:18, 5:21] = x
-    wide = torch.zeros(2, 3, 16, 32)
+    big = torch.zeros(2, 3, S + 4, S + 8)
+    big[:, :, 2:S + 2, 5:S + 5] = x
+    wide = torch.zeros(2, 3, S, 2 * S)
     wide[..., ::2] = x
     variants = {
         "channels_last": x.contiguous(memory_format=torch.channels_last),
         "permuted view": nhwc.permute(0, 3, 1, 2),
-        "sliced view": big[:, :, 2:18, 5:21],
+        "sliced view": big[:, :, 2:S + 2, 5:S + 5],
         "strided view": wide[..., ::2],
     }
     for label, v in variants.items():
@@ -433,9 +474,57 @@ def test_memory_layout_does_not_change_values(name):
         assert got.values.shape == ref.values.shape
 
 
+class FlexViT(nn.Module):
+    """torchvision's encoder blocks behind a patch embedding for any input the 4-pixel patches
+    tile: one channel, 20 × 28 pixels, a 5 × 7 patch grid (torchvision's own ViT takes square
+    3-channel images only). ``encoder`` and ``heads`` as torchvision names them (LeGrad)."""
+
+    def __init__(self):
+        super().__init__()
+        vit = tiny_vit()
+        self.encoder, self.heads, self.class_token = vit.encoder, vit.heads, vit.class_token
+        dim = vit.hidden_dim
+        self.conv_proj = nn.Conv2d(1, dim, 4, stride=4)
+        self.encoder.pos_embedding = nn.Parameter(
+            seeded(lambda: torch.randn(1, 5 * 7 + 1, dim) * 0.5))
+        self.eval()
+
+    def forward(self, x):
+        h = self.conv_proj(x).flatten(2).transpose(1, 2)
+        h = torch.cat([self.class_token.expand(h.shape[0], -1, -1), h], dim=1)
+        return self.heads(self.encoder(h)[:, 0])
+
+
+def test_attention_maps_on_a_non_square_patch_grid():
+    # rows and columns are not swapped: rollout by its definition, laid out 5 × 7 row-major
+    model = FlexViT().double()
+    x = make_x(2, channels=1, size=(20, 28), dtype=torch.float64)
+    attention = []
+    hooks = [blk.ln_1.register_forward_hook(lambda m, i, o: attention.append(o))
+             for blk in model.encoder.layers]
+    with torch.no_grad():
+        model(x)
+    for h in hooks:
+        h.remove()
+    with torch.no_grad():
+        r = torch.eye(36, dtype=torch.float64).expand(2, 36, 36)
+        for blk, y in zip(model.encoder.layers, attention):
+            a = blk.self_attention(y, y, y, need_weights=True, average_attn_weights=True)[1]
+            r = (0.5 * a + 0.5 * torch.eye(36, dtype=torch.float64)) @ r
+    ref = F.interpolate(r[:, 0, 1:].reshape(2, 1, 5, 7), size=(20, 28), mode="bilinear",
+                        align_corners=False)
+    got = attribute(model, x, "attention_rollout").values
+    torch.testing.assert_close(got, ref, rtol=0, atol=1e-12)
+    # an input the patches do not tile (20 × 30: the convolution drops 2 columns) is refused
+    wide = make_x(2, channels=1, size=(20, 30), dtype=torch.float64)
+    for name in sorted(VIT_ONLY):
+        saliency_error(lambda name=name: attribute(model, wide, name), "35 patches do not tile",
+                       r"20 × 30", "exactly")
+
+
 @pytest.mark.parametrize("name", METHODS)
 def test_one_channel_non_square_float64(name):
-    model = cnn(in_ch=1).double()
+    model = (FlexViT() if name in VIT_ONLY else cnn(in_ch=1)).double()
     x = make_x(2, channels=1, size=(20, 28), dtype=torch.float64)
     attr = attribute(model, x, name, target=[0, 3])
     assert attr.values.shape == (2, 1, 20, 28)
@@ -558,6 +647,10 @@ def test_layer_by_module_and_negative_index_name(name):
     assert by_module.layer == by_name.layer == canonical.layer == "features.3"
     assert torch.equal(by_module.values, by_name.values)
     assert torch.equal(by_module.values, canonical.values)
+    if name == "cam":  # features.2 is a conv whose output a ReLU follows: no GAP → linear head
+        saliency_error(lambda: attribute(model, x, name, target=[0, 2], layer="features.-2"),
+                       r"layer 'features\.2'", "global average pool")
+        return
     other = attribute(model, x, name, target=[0, 2], layer="features.-2")
     assert other.layer == "features.2"
 
@@ -588,4 +681,8 @@ def test_layer_that_runs_twice_raises(name):
     model = seeded(Twice).eval()
     saliency_error(lambda: attribute(model, make_x(), name, layer="act"), "more than once")
     saliency_error(lambda: attribute(model, make_x(), name, layer=model.act), "more than once")
+    if name == "cam":  # the head pools act(c2), not c2: refused in words, naming the layer
+        saliency_error(lambda: attribute(model, make_x(), name, layer="c2"), r"layer 'c2'",
+                       "global average pool", "grad_cam")
+        return
     assert attribute(model, make_x(), name, layer="c2").layer == "c2"

@@ -112,7 +112,7 @@ def test_stability_errors():
             sw.evaluate(model, x, attr.values, metric=name)
 
 
-# --- parity with Quantus 0.6.0 ---------------------------------------------------------------------
+# --- parity with Quantus 0.6.0 --------------------------------------------------------------------
 class Float64Input(nn.Module):
     """Quantus predicts on ``torch.Tensor(x)`` (float32); this feeds the float64 model."""
 

@@ -283,7 +283,7 @@ def test_shapley_coalition_sizes_follow_the_kernel():
     assert torch.equal(paired[2], ~paired[1]) and torch.equal(paired[8], ~paired[7])
 
 
-# --- segments ---------------------------------------------------------------------------------------
+# --- segments -------------------------------------------------------------------------------------
 @pytest.mark.parametrize("rows,cols,h,w", [(8, 8, 17, 23), (3, 5, 7, 11), (8, 8, 5, 9)])
 def test_grid_cells_cover_every_pixel_and_are_nearly_equal(rows, cols, h, w):
     rows, cols = min(rows, h), min(cols, w)
@@ -360,7 +360,7 @@ def test_user_segment_tensor(lin):
         sw.attribute(model, x, 0, method="kernel_shap", segments="quickshift")
 
 
-# --- contract: seeds, chunking, batches, self-contrast, rank ------------------------------------------
+# --- contract: seeds, chunking, batches, self-contrast, rank --------------------------------------
 @pytest.mark.parametrize("name", SURROGATES)
 def test_seeded_and_independent_of_batch_size_and_batch(name):
     model = bias_free_relu_cnn(c=3, k=4, bias=True, seed=12)
@@ -429,7 +429,7 @@ def test_registry_entries_and_bad_params():
             sw.attribute(model, x, 0, method="lime", **kw)
 
 
-# --- CUDA (skipped without a GPU; run with ``pytest -m gpu tests/test_surrogates.py``) ---------------
+# --- CUDA (skipped without a GPU; run with ``pytest -m gpu tests/test_surrogates.py``) ------------
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 

@@ -179,7 +179,7 @@ def test_gradient_rollout_matches_its_definition(contrast):
     assert_close(ours, on_image(r[:, 0, 1:].detach()), f"gradient rollout (contrast={contrast})")
 
 
-# --- LeGrad ----------------------------------------------------------------------------------------
+# --- LeGrad ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("blocks", [None, 2])
 @pytest.mark.parametrize("contrast", [None, CONTRASTS], ids=["target", "contrast"])
 def test_legrad_matches_per_block_gradients(blocks, contrast):

@@ -154,7 +154,8 @@ class Gated(nn.Module):
     def __init__(self, inner: nn.Module) -> None:
         super().__init__()
         self.inner = inner
-        self.armed, self.entered, self.proceed = threading.Event(), threading.Event(), threading.Event()
+        self.armed, self.entered = threading.Event(), threading.Event()
+        self.proceed = threading.Event()
         self.calls = [0]  # shared with the engine's structural copy
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -172,7 +173,7 @@ def test_a_result_larger_than_the_cache_still_shows(opened):
     assert w.wait(30)
     assert [p.state for p in w.panels] == ["ready", "ready"] and w.status == "idle"
     assert [a.method for a in w.attributions] == ["gradient", "grad_cam"]
-    assert len(w._cache) == 0  # nothing fitted: the panels show their pinned results
+    assert len(w._board.cache) == 0  # nothing fitted: the panels show their pinned results
     w.opacity = 0.3  # a display change: nothing recomputed, nothing lost
     assert [p.state for p in w.panels] == ["ready", "ready"] and w.status == "idle"
 
@@ -186,7 +187,7 @@ def test_a_visible_panel_is_never_evicted_by_another(opened):
     w.methods_selected = ["gradient", "input_x_gradient"]  # 60 % + 60 %: one is evicted
     assert w.wait(30)
     assert [p.state for p in w.panels] == ["ready", "ready"] and w.status == "idle"
-    assert len(w._cache) == 1
+    assert len(w._board.cache) == 1
     np.testing.assert_array_equal(shown_map(w, "gradient"), engine_map(w._model, w, "gradient"))
     w.target = (w.target + 1) % 10  # both recomputed, and both still show
     assert w.wait(30) and [p.state for p in w.panels] == ["ready", "ready"]

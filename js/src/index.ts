@@ -42,7 +42,21 @@ function displayOf(model: WidgetModel): Display {
   };
 }
 
-function render({ model, el }: RenderProps<Model>): () => void {
+/** Render the widget into `el`; a new image (w.set_image) rebuilds the view around it. */
+export function render({ model, el }: Pick<RenderProps<Model>, "model" | "el">): () => void {
+  let unmount = mount(model, el);
+  const remount = () => {
+    unmount();
+    unmount = mount(model, el);
+  };
+  model.on("change:image", remount);
+  return () => {
+    model.off("change:image", remount);
+    unmount();
+  };
+}
+
+function mount(model: WidgetModel, el: HTMLElement): () => void {
   const root = h("div", { class: "saliency-widget" });
   el.append(root);
   const scene = sceneOf(model);

@@ -2,7 +2,9 @@
 // Panels share one view (zoom/pan) and one hover position: they stay linked.
 import { decode } from "./codecs";
 import { h, on } from "./dom";
-import { childModels, PANEL_KEYS, readPanel, type ChildModel, type Panel, type Sign, type WidgetModel } from "./model";
+import {
+  childModels, PANEL_KEYS, readPanel, type ArrayPayload, type ChildModel, type Panel, type Sign, type WidgetModel,
+} from "./model";
 import { drawView, fitBackingStore, imageCanvas, putPixels } from "./render/canvas";
 import { composite, displayValues, robustRange, sortedFinite, thresholdCut } from "./render/colormap";
 import type { Store } from "./store";
@@ -29,6 +31,11 @@ interface Derived {
   signed: Float32Array;
   absolute: Float32Array | null;
   bySign: Map<Sign, { values: Float32Array; sorted: Float32Array }>;
+}
+
+/** A map payload, not null (nor the empty object some front ends keep for a None trait). */
+function isPayload(p: unknown): p is ArrayPayload {
+  return !!p && typeof p === "object" && "dtype" in p && "view" in p;
 }
 
 /** The CSS size of the panels' canvases for an image (all panels share it). */
@@ -186,14 +193,14 @@ export class PanelView {
     this.note.hidden = panel.state === "ready" && !blank;
     // a blank map gets words, not a made-up colour scale
     this.colorbarRow.style.visibility = blank ? "hidden" : "";
-    const ready = panel.state === "ready" && panel.signed !== null;
+    const ready = panel.state === "ready" && isPayload(panel.signed);
     if (!ready) {
       this.derived = null;
     } else if (!this.derived || this.derived.id !== panel.id) {
       this.derived = {
         id: panel.id,
         signed: decode(panel.signed!) as Float32Array,
-        absolute: panel.absolute ? (decode(panel.absolute) as Float32Array) : null,
+        absolute: isPayload(panel.absolute) ? (decode(panel.absolute) as Float32Array) : null,
         bySign: new Map(),
       };
     }
@@ -307,9 +314,18 @@ export class PanelSync<V extends PanelLike = PanelView> {
 
   private bind(method: string, child: ChildModel<Panel>, pv: V): void {
     this.unbind(method);
+    // One update per message: a front end may fire "change:key" for each key as it applies a
+    // message (marimo does), so read the panel once they are all applied.
+    let queued = false;
     const update = () => {
-      pv.setPanel(readPanel(child));
-      this.changed();
+      if (queued) return;
+      queued = true;
+      queueMicrotask(() => {
+        queued = false;
+        if (this.bindings.get(method)?.child !== child) return; // unbound meanwhile
+        pv.setPanel(readPanel(child));
+        this.changed();
+      });
     };
     const events = PANEL_KEYS.map((k) => `change:${String(k)}`);
     for (const e of events) child.on(e, update);

@@ -24,3 +24,18 @@ describe("parameter editor values", () => {
     expect(parseParam(false, true)).toBe(false);
   });
 });
+
+import { groupByFamily } from "../src/controls/methodToggles";
+import type { MethodInfo } from "../src/model";
+
+describe("method toggles", () => {
+  const m = (name: string, family: string) => ({ name, family, label: name }) as MethodInfo;
+  it("groups by family in a fixed order, keeping the registry's order inside a family", () => {
+    const groups = groupByFamily([m("grad_cam", "cam"), m("gradient", "gradient"), m("lrp", "relevance"),
+      m("score_cam", "cam"), m("new_one", "exotic"), m("guided_backprop", "gradient")]);
+    expect(groups.map((g) => g.family)).toEqual(["gradient", "relevance", "cam", "exotic"]);
+    expect(groups[0].methods.map((x) => x.name)).toEqual(["gradient", "guided_backprop"]);
+    expect(groups[2].methods.map((x) => x.name)).toEqual(["grad_cam", "score_cam"]);
+    expect(groups[3].label).toBe("exotic");
+  });
+});

@@ -66,8 +66,11 @@ describe("panel child models", () => {
     await t.sync.sync();
     expect(t.order).toEqual(["grad_cam", "gradient"]);
     const before = t.frames();
+    const seenBefore = t.shown.get("gradient")!.length;
     t.children.get("a")!.set({ state: "ready", id: "g2" }); // a finished job: one child changes
+    await Promise.resolve(); // change events of one message are read once, in a microtask
     const seen = t.shown.get("gradient")!;
+    expect(seen.length).toBe(seenBefore + 1); // two keys changed, one update
     const last = seen[seen.length - 1];
     expect(last.state).toBe("ready");
     expect(last.id).toBe("g2");

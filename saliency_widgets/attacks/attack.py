@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Sequence, cast
 
 import torch
 from torch import nn
@@ -27,11 +27,11 @@ from ..model.copy import explainable
 from ..model.explainee import OutputSelector, select_output
 from ..model.smooth import softplus_copy
 from ..registry import METHODS
-from ..work import Work
+from ..work import Progress, Work, callback, progress_bar
 from . import pgd
 from .result import AttackResult
 from .shift import centre_of_mass, magnitude, map_shift, mass_in, top_k_mask
-from .surrogate import direction_model
+from .surrogate import check_derivative, direction_model
 
 SWEEP = (1 / 255, 2 / 255, 4 / 255, 8 / 255)
 
@@ -98,11 +98,12 @@ def _beside(h0: torch.Tensor) -> torch.Tensor:
     return out
 
 
+@progress_bar
 def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None,
            kind: str = "untargeted", epsilon: float = 8 / 255, steps: int = 20,
            step_size: float | None = None, target_map: torch.Tensor | None = None,
            keep: str = "label", normalization: Any = None, seed: int = 0,
-           progress: Callable[[int, int], None] | None = None,
+           progress: Progress = None,
            cancel: threading.Event | None = None, params: dict[str, Any] | None = None,
            contrast: Any = None, layer: Any = None, beta: float | None = 10.0,
            defence: float | None = None, tolerance: float = 0.1, top_k: float = 0.05,
@@ -132,7 +133,8 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
         logits by more than ``tolerance``, relative L2).
     beta : float or None
         Softplus β of the surrogate that gives the direction for gradient-only methods
-        (``surrogate.GRADIENT_ONLY``); None attacks them directly (no direction on ReLU nets).
+        (``derivative="surrogate"`` in ``list_methods()``); None attacks them directly (no
+        direction on ReLU nets). Methods with ``derivative="none: …"`` are refused.
     defence : float or None
         Dombrowski et al.'s defence: explain (and attack) through the softplus(``defence``)
         copy of the model. Labels are still the model's own.
@@ -141,7 +143,8 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
     batch_size : int or None
         Examples attacked together; None: a quarter of the engine's backward chunk.
     progress, cancel
-        Progress over the whole call; cancelling raises :class:`sw.Cancelled`.
+        Progress over the whole call (a callable(done, total), or True for a ``tqdm.auto``
+        bar); cancelling raises :class:`sw.Cancelled`.
     """
     started = time.perf_counter()
     if kind not in pgd.KINDS:
@@ -159,6 +162,7 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
                             f"{type(params).__name__}")
     params = dict(params or {})
     spec = METHODS.get(method)
+    check_derivative(spec.name, params)
     check_input(model, x)
     B, C = x.shape[:2]
     norm, _ = parse_normalization(normalization, C, x.device, x.dtype)
@@ -175,10 +179,12 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
     common = dict(method=spec.name, layer=layer, normalization=normalization, output=output,
                   **params)
 
+    report_to = callback(progress)
+
     def phase(offset: int) -> Callable[[int, int], None] | None:
-        if progress is None:
+        if report_to is None:
             return None
-        return lambda done, count: progress(offset + (B * done) // max(1, count), total)
+        return lambda done, count: report_to(offset + (B * done) // max(1, count), total)
 
     with explainable(model) as net:
         def logits(p: torch.Tensor) -> torch.Tensor:
@@ -222,11 +228,12 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
             if kind == "untargeted":
                 loss = lambda h: pgd.untargeted_loss(h, top[i:j], com0[i:j])  # noqa: E731
             else:
-                loss = lambda h: pgd.targeted_loss(h, goal[i:j])  # noqa: E731
+                aim = cast(torch.Tensor, goal)  # set for the targeted kind
+                loss = lambda h: pgd.targeted_loss(h, aim[i:j])  # noqa: E731
 
             def report(done: int) -> None:
-                if progress is not None:
-                    progress(B + i * steps + (j - i) * done, total)
+                if report_to is not None:
+                    report_to(B + i * steps + (j - i) * done, total)
 
             s = pgd.Steps(graph_map=graph_map, true_map=None if reuse else true_map,
                           logits=logits, loss=loss, labels=labels[i:j], logits0=logits0[i:j],
@@ -277,8 +284,9 @@ def attack(model: nn.Module, x: torch.Tensor, *, method: str, target: Any = None
         extras=extras, seconds=time.perf_counter() - started)
 
 
+@progress_bar
 def attack_sweep(model: nn.Module, x: torch.Tensor, *, epsilons: Sequence[float] = SWEEP,
-                 progress: Callable[[int, int], None] | None = None,
+                 progress: Progress = None,
                  cancel: threading.Event | None = None, **kwargs: Any) -> list[AttackResult]:
     """Return one :func:`attack` per budget in ``epsilons`` (default 1, 2, 4, 8 / 255), with the
     same settings otherwise; ``progress`` counts the whole sweep."""
@@ -287,8 +295,9 @@ def attack_sweep(model: nn.Module, x: torch.Tensor, *, epsilons: Sequence[float]
                             f"got {epsilons!r}")
     out = []
     n = len(epsilons)
+    report_to = callback(progress)
     for k, eps in enumerate(epsilons):
-        sub = None if progress is None else (
-            lambda done, total, k=k: progress(k * total + done, n * total))
+        sub = None if report_to is None else (
+            lambda done, total, k=k: report_to(k * total + done, n * total))
         out.append(attack(model, x, epsilon=eps, progress=sub, cancel=cancel, **kwargs))
     return out

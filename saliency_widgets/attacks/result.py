@@ -92,7 +92,8 @@ class AttackResult:
         s = self.summary()
         p = self.params
         return (f"AttackResult({p.get('method')!r}, {p.get('kind')}, ε={p.get('epsilon'):.4g}, "
-                f"B={self.kept.numel()}: kept {s['kept']:.0%}, top-k ∩ {s['top_k_intersection']:.3f} "
+                f"B={self.kept.numel()}: kept {s['kept']:.0%}, "
+                f"top-k ∩ {s['top_k_intersection']:.3f} "
                 f"(noise {s['noise_top_k_intersection']:.3f}), Spearman {s['spearman']:.3f} "
                 f"(noise {s['noise_spearman']:.3f}), centre moved {s['com_distance']:.2f} px "
                 f"(noise {s['noise_com_distance']:.2f}))")

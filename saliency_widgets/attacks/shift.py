@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-from ..metrics.model_randomization import spearman
+from ..metrics._similarity import spearman
 from ..reduce import reduce_channels
 
 MEASURES = ("top_k_intersection", "spearman", "com_distance")

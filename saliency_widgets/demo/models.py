@@ -30,6 +30,9 @@ NORMALIZATION = ((0.0, 0.0, 0.0), (1.0, 1.0, 1.0))
 class Normalize(nn.Module):
     """``(x − mean) / std`` per channel; mean and std are buffers (saved with the weights)."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: tuple[float, ...] = MEAN, std: tuple[float, ...] = STD) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1))
@@ -111,7 +114,8 @@ def load_model(name: str = "shapes", device: str | torch.device = "cpu") -> Shap
     path = weights_path(name)
     if not path.is_file():
         raise FileNotFoundError(f"the weights of {name!r} are missing ({path}); train them with "
-                                f"python -m saliency_widgets.demo.train --model {name} --out {path}")
+                                f"python -m saliency_widgets.demo.train --model {name} "
+                                f"--out {path}")
     with resources.as_file(path) as file:
         state = torch.load(file, map_location="cpu", weights_only=True)
     model = ShapesNet()

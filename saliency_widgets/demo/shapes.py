@@ -110,9 +110,10 @@ def object_masks(rng: np.random.Generator, labels: np.ndarray, size: int,
     """
     n = labels.shape[0]
     s = size / 64
-    radius = rng.uniform(9 * s, 18 * s, n).astype(np.float32)
-    cy, cx = (rng.uniform(radius + 1, size - 2 - radius).astype(np.float32) for _ in "yx")
-    theta = rng.uniform(0, _TAU, n).astype(np.float32)
+    radius = np.asarray(rng.uniform(9 * s, 18 * s, n), dtype=np.float32)
+    cy, cx = (np.asarray(rng.uniform(radius + 1, size - 2 - radius), dtype=np.float32)
+              for _ in "yx")
+    theta = np.asarray(rng.uniform(0, _TAU, n), dtype=np.float32)
     # mirrored left–right, and if that is not enough (small images) also top–bottom
     cx = np.where(_near_box(cy, cx, radius, box), size - 1 - cx, cx)
     cy = np.where(_near_box(cy, cx, radius, box), size - 1 - cy, cy)

@@ -15,7 +15,8 @@ WeightFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def weighted_cam(ctx: Explainee, x: torch.Tensor, weights: WeightFn, *, relu: bool,
                  what: str) -> torch.Tensor:
-    """``Σ_k w_k A_k`` at the layer, optionally rectified, upsampled to the input: ``(B, 1, H, W)``."""
+    """``(B, 1, H, W)``: ``Σ_k w_k A_k`` at the layer, optionally rectified, upsampled to the
+    input."""
 
     def one(xb: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor]:
         _, a, g, _, _ = ctx.layer_grad(xb, rows, original=True)

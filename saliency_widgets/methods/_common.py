@@ -31,15 +31,9 @@ def original_scores(ctx: Explainee, x: torch.Tensor) -> torch.Tensor:
     return s
 
 
-def upsample(maps: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def upsample(maps: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """Bilinear upsampling with ``align_corners=False`` (pixel centres aligned, as torchvision)."""
     if tuple(maps.shape[-2:]) == tuple(size):
         return maps
     return F.interpolate(maps, size=size, mode="bilinear", align_corners=False)
 
-
-def positive_int(owner: str, name: str, value: object, minimum: int = 1) -> int:
-    from ..errors import SaliencyError
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise SaliencyError(f"{owner}: {name} must be an int ≥ {minimum}, got {value!r}")
-    return value

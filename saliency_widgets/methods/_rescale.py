@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from ..model.deeplift import DeepLiftMode
@@ -29,6 +31,7 @@ def rescale_mean(ctx: Explainee, x: torch.Tensor, refs: torch.Tensor) -> torch.T
         rb = refs[rows if refs.shape[0] > 1 else torch.zeros_like(rows), which]
         s, s_ref, m = ctx.input_grad_under(xb, rows, mode=DeepLiftMode(len(ex)), reference=rb,
                                            original=True)
+        s_ref = cast(torch.Tensor, s_ref)  # scored whenever a reference is given
         part = (xb.to(acc_dtype) - rb.to(acc_dtype)) * m.to(acc_dtype)
         change = (s - s_ref).to(acc_dtype)
         for r, b in enumerate(ex):  # reference order per example: independent of chunking

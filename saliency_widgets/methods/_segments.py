@@ -18,18 +18,16 @@ import torch
 
 from ..errors import SaliencyError
 from ..model.explainee import Explainee
-from ._common import positive_int
+from ..checks import Open
 
 SEGMENTATIONS = ("grid", "slic")
+SEGMENTS = Open(SEGMENTATIONS, "an (H, W) or (B, H, W) int label tensor")  # declared choices
 
 
 # --- segmentations -------------------------------------------------------------------------------
-def _grid_shape(owner: str, grid: object, size: tuple[int, int]) -> tuple[int, int]:
-    pair = (grid, grid) if isinstance(grid, int) and not isinstance(grid, bool) else grid
-    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pair)):
-        raise SaliencyError(f"{owner}: grid must be a positive int or (rows, columns), "
-                            f"got {grid!r}")
+def _grid_shape(grid: Any, size: tuple[int, ...]) -> tuple[int, int]:
+    """``(rows, columns)`` of a checked ``grid`` (an int or a pair)."""
+    pair = grid if isinstance(grid, (tuple, list)) else (grid, grid)
     # never more cells than pixels along a side, so no cell is empty
     return min(int(pair[0]), size[0]), min(int(pair[1]), size[1])
 
@@ -84,15 +82,10 @@ def segment_labels(owner: str, x: torch.Tensor, segments: object, grid: object,
     B, _, H, W = x.shape
     if isinstance(segments, str):
         if segments == "grid":
-            rows, cols = _grid_shape(owner, grid, (H, W))
+            rows, cols = _grid_shape(grid, (H, W))
             lab = grid_labels(rows, cols, H, W, x.device).expand(B, H, W)
             return lab, [rows * cols] * B, "grid"
         if segments == "slic":
-            positive_int(owner, "slic_segments", slic_segments)
-            if isinstance(compactness, bool) or not isinstance(compactness, (int, float)) \
-                    or not compactness > 0:
-                raise SaliencyError(f"{owner}: compactness must be a positive number, got "
-                                    f"{compactness!r}")
             raw = _slic_labels(owner, x, normalization, slic_segments, float(compactness))
             record = "slic"
         else:
@@ -217,8 +210,6 @@ def weighted_r2(design: torch.Tensor, weights: torch.Tensor, y: torch.Tensor,
     return torch.where(ss_tot > 0, 1 - ss_res / torch.where(ss_tot > 0, ss_tot, 1), 1.0)
 
 
-def resolve_samples(owner: str, samples: object, segments: int) -> int:
-    """``None`` → ``max(64, 8·M)`` (512 for the default 64 grid cells); else an int ≥ 2."""
-    if samples is None:
-        return max(64, 8 * segments)
-    return positive_int(owner, "samples", samples, minimum=2)
+def resolve_samples(samples: int | None, segments: int) -> int:
+    """``None`` → ``max(64, 8·M)`` (512 for the default 64 grid cells); else ``samples``."""
+    return max(64, 8 * segments) if samples is None else samples

@@ -12,15 +12,25 @@ from ._common import upsample
 PREFIX = 1  # the class token leads the sequence (torchvision's VisionTransformer)
 
 
+def patch_grid(patches: int, size: tuple[int, int]) -> tuple[int, int]:
+    """The ``(rows, columns)`` of ``patches`` row-major patches tiling an ``H × W`` image: the
+    grid of the image's aspect ratio (square images: ``√patches`` a side)."""
+    H, W = size
+    rows = max(1, round(math.sqrt(patches * H / W)))  # rows / cols = H / W, rows · cols = patches
+    cols = patches // rows
+    if rows * cols != patches or rows * W != cols * H:
+        raise SaliencyError(f"the attention runs over {patches + PREFIX} tokens; after the "
+                            f"class token, {patches} patches do not tile the {H} × {W} input in "
+                            f"a grid of its aspect ratio (a {H // math.gcd(H, W)} : "
+                            f"{W // math.gcd(H, W)} grid), so the map cannot be placed on the "
+                            f"image; pass an input the model's patches tile exactly")
+    return rows, cols
+
+
 def patch_map(relevance: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     """``(n, T − 1)`` patch relevances (class token dropped) → ``(n, 1, H, W)``, bilinear."""
     n, patches = relevance.shape
-    side = math.isqrt(patches)
-    if side * side != patches or side == 0:
-        raise SaliencyError(f"the attention runs over {patches + PREFIX} tokens; after the "
-                            f"class token, {patches} is not a square patch grid, so the map "
-                            f"cannot be placed on the image")
-    return upsample(relevance.reshape(n, 1, side, side), size)
+    return upsample(relevance.reshape(n, 1, *patch_grid(patches, size)), size)
 
 
 def identity_like(a: torch.Tensor) -> torch.Tensor:

@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import SaliencyError
+from ..checks import positive, positive_int
 from ..model.explainee import Explainee
 from ..registry import method
-from ._common import original_scores, over_batch, positive_int
+from ._common import original_scores, over_batch
 
 
 def blur_matrices(sigmas: torch.Tensor, n: int) -> torch.Tensor:
@@ -49,17 +49,14 @@ def _blur(pixels: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor) -> torch
     return rows[:, None] @ pixels @ cols[:, None].transpose(-1, -2)
 
 
-@method(label="Blur IG", family="path", output="input")
-def blur_ig(ctx: Explainee, x: torch.Tensor, *, steps: int = 100, max_sigma: object = None,
-            grad_step: float = 0.01) -> torch.Tensor:
+@method(label="Blur IG", family="path", output="input", derivative="surrogate",
+        validators={"steps": positive_int, "max_sigma": positive.or_none(), "grad_step": positive})
+def blur_ig(ctx: Explainee, x: torch.Tensor, *, steps: int = 100,
+            max_sigma: float | None = None, grad_step: float = 0.01) -> torch.Tensor:
     """Gradients integrated along a path from the input to a Gaussian-blurred copy of it."""
-    steps = positive_int("blur_ig", "steps", steps)
     B, C, H, W = x.shape
     if max_sigma is None:
         max_sigma = 50.0 * max(H, W) / 224
-    for name, value in (("max_sigma", max_sigma), ("grad_step", grad_step)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise SaliencyError(f"blur_ig: {name} must be a positive number, got {value!r}")
     ctx.resolve_param("max_sigma", float(max_sigma))
     acc_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
     if ctx.normalization is not None:  # blur pixels, so the border outside the image is black

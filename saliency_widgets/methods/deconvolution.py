@@ -19,7 +19,16 @@ from ..registry import method
 from ._common import over_batch
 
 
-@method(label="Deconvolution", family="gradient", output="input")
+# Its backward ignores the forward pass at ReLUs (it rectifies the gradient wherever the input was),
+# so on a ReLU network the map depends on the input only through max-pooling switches and the
+# predicted class: piecewise constant, with no derivative to follow, also on a softplus copy.
+NO_DERIVATIVE = ("none: its backward pass ignores the signs of the forward pass at ReLUs, so on "
+                 "a ReLU network the map changes with the input only where a max-pooling switch "
+                 "flips: it is piecewise constant, and no gradient (not even a softplus copy's) "
+                 "gives a step direction")
+
+
+@method(label="Deconvolution", family="gradient", output="input", derivative=NO_DERIVATIVE)
 def deconvolution(ctx: Explainee, x: torch.Tensor) -> torch.Tensor:
     """Input gradient with deconvnet ReLU backward passes (the gradient's positive part)."""
     calls = [0]

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import torch
 
-from ..baselines import resolve_baseline
+from ..baselines import BASELINE, resolve_baseline
 from ..model.explainee import Explainee
 from ..registry import method
 from ._rescale import rescale_mean
 
 
-@method(label="DeepLIFT", family="relevance", output="input")
+@method(label="DeepLIFT", family="relevance", output="input", choices={"baseline": BASELINE})
 def deeplift(ctx: Explainee, x: torch.Tensor, *, baseline: object = None) -> torch.Tensor:
     """(input − baseline) times DeepLIFT's rescale multipliers."""
     base, resolved = resolve_baseline(baseline, x, ctx.normalization, ctx.generator,

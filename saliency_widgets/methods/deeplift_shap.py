@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import torch
 
-from ..baselines import resolve_references
+from ..baselines import REFERENCES, REFERENCES_NOTE, resolve_references
 from ..model.explainee import Explainee
 from ..registry import method
 from ._rescale import rescale_mean
 
 
-@method(label="DeepLIFT-SHAP", family="relevance", output="input")
+@method(label="DeepLIFT-SHAP", family="relevance", output="input",
+        choices={"references": REFERENCES}, python_only={"references": REFERENCES_NOTE})
 def deeplift_shap(ctx: Explainee, x: torch.Tensor, *, references: object = None) -> torch.Tensor:
     """DeepLIFT attributions averaged over a reference set."""
     refs, resolved = resolve_references(references, x, ctx.normalization, ctx.generator,

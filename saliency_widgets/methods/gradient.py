@@ -13,7 +13,7 @@ from ..registry import method
 from ._common import over_batch
 
 
-@method(label="Gradient", family="gradient", output="input")
+@method(label="Gradient", family="gradient", output="input", derivative="surrogate")
 def gradient(ctx: Explainee, x: torch.Tensor) -> torch.Tensor:
     """Gradient of the objective with respect to the input pixels."""
     (g,) = over_batch(ctx, x, lambda xb, rows: ctx.input_grad(xb, rows, original=True)[1:],

@@ -15,11 +15,11 @@ from typing import Callable
 
 import torch
 
-from ..baselines import resolve_references
-from ..errors import SaliencyError
+from ..baselines import REFERENCES, REFERENCES_NOTE, resolve_references
+from ..checks import nonnegative, positive_int
 from ..model.explainee import Explainee
 from ..registry import method
-from ._common import original_scores, positive_int
+from ._common import original_scores
 
 Draw = Callable[[torch.Tensor, torch.Tensor],
                 tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]]
@@ -52,13 +52,12 @@ def sample_draws(ctx: Explainee, x: torch.Tensor, samples: int, n_refs: int,
     return draw
 
 
-@method(label="GradientSHAP", family="path", output="input", stochastic=True)
+@method(label="GradientSHAP", family="path", output="input", stochastic=True,
+        choices={"references": REFERENCES}, python_only={"references": REFERENCES_NOTE},
+        validators={"samples": positive_int, "noise": nonnegative}, derivative="surrogate")
 def gradient_shap(ctx: Explainee, x: torch.Tensor, *, samples: int = 32, noise: float = 0.0,
                   references: object = None) -> torch.Tensor:
     """Expected (input − reference) × gradient at random points between reference and input."""
-    samples = positive_int("gradient_shap", "samples", samples)
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or not noise >= 0:
-        raise SaliencyError(f"gradient_shap: noise must be a number ≥ 0, got {noise!r}")
     refs, resolved = resolve_references(references, x, ctx.normalization, ctx.generator,
                                         owner="gradient_shap")
     if not isinstance(resolved, torch.Tensor):

@@ -14,7 +14,8 @@ from ..registry import method
 from ._common import over_batch
 
 
-@method(label="Guided Backprop", family="gradient", output="input")
+@method(label="Guided Backprop", family="gradient", output="input",
+        derivative="surrogate")
 def guided_backprop(ctx: Explainee, x: torch.Tensor) -> torch.Tensor:
     """Input gradient with guided ReLU backward passes."""
     (g,) = over_batch(

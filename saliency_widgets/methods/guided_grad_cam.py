@@ -7,6 +7,8 @@ Grad-CAM's, so a second, plain pass computes the Grad-CAM part.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 
 from ..model.explainee import Explainee
@@ -15,7 +17,8 @@ from ._cam import combine, grad_cam_weights
 from ._common import over_batch, upsample
 
 
-@method(label="Guided Grad-CAM", family="cam", output="input", uses_layer=True)
+@method(label="Guided Grad-CAM", family="cam", output="input", uses_layer=True,
+        derivative="surrogate")
 def guided_grad_cam(ctx: Explainee, x: torch.Tensor, *, relu: bool = True) -> torch.Tensor:
     """Guided backprop gradient times the upsampled Grad-CAM map."""
     size = tuple(x.shape[-2:])
@@ -27,7 +30,7 @@ def guided_grad_cam(ctx: Explainee, x: torch.Tensor, *, relu: bool = True) -> to
             _, a, g, _, _ = ctx.layer_grad(xb, rows)
         ctx.warn_if_blank(g, rows, "guided_grad_cam")
         cam = upsample(combine(a, grad_cam_weights(a, g), relu), size)
-        return (gx * cam,)
+        return (cast(torch.Tensor, gx) * cam,)  # with_input_grad=True: there
 
     (values,) = over_batch(ctx, x, one, kind="backward")
     return values

@@ -21,23 +21,21 @@ import math
 
 import torch
 
-from ..baselines import resolve_baseline
-from ..errors import SaliencyError
+from ..baselines import BASELINE, resolve_baseline
+from ..checks import positive_int, unit_interval
 from ..model.explainee import Explainee
 from ..registry import method
-from ._common import original_scores, over_batch, positive_int
+from ._common import original_scores, over_batch
 
 _EPS = 1e-9  # PAIR's tolerance for "the step has reached its L1 target"
 
 
-@method(label="Guided IG", family="path", output="input")
+@method(label="Guided IG", family="path", output="input", choices={"baseline": BASELINE},
+        validators={"steps": positive_int, "fraction": unit_interval, "max_dist": unit_interval},
+        derivative="surrogate")
 def guided_ig(ctx: Explainee, x: torch.Tensor, *, steps: int = 200, fraction: float = 0.25,
               max_dist: float = 0.02, baseline: object = None) -> torch.Tensor:
     """Gradients integrated along a path that moves the least important features first."""
-    steps = positive_int("guided_ig", "steps", steps)
-    for name, value in (("fraction", fraction), ("max_dist", max_dist)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-            raise SaliencyError(f"guided_ig: {name} must be a number in [0, 1], got {value!r}")
     base, resolved = resolve_baseline(baseline, x, ctx.normalization, ctx.generator,
                                       owner="guided_ig")
     ctx.resolve_param("baseline", resolved)
@@ -53,16 +51,19 @@ def guided_ig(ctx: Explainee, x: torch.Tensor, *, steps: int = 200, fraction: fl
                            lambda b, rows: (ctx.scores(b, rows),), kind="forward", report=False)
 
     point, attr = x_base.clone(), torch.zeros_like(x_in)
-    grad_at = torch.empty_like(x_in)
+    parts: list[torch.Tensor] = []
 
     def gradients(i: int, j: int) -> None:
         rows = torch.arange(i, j, device=x.device)
         _, g = ctx.input_grad(point[i:j].reshape(-1, *x.shape[1:]).to(x.dtype), rows)
-        grad_at[i:j] = g.reshape(j - i, D).to(wide)
+        parts.append(g.reshape(j - i, D).to(wide))
 
     for k in range(steps):
+        parts.clear()
         with ctx.work.scope(k, steps):
             ctx.work.run(B, gradients, item_numel=D, kind="backward")
+        # a new tensor each step: a differentiable map keeps the last step's in its graph
+        grad_at = torch.cat(parts)
         alpha = (k + 1.0) / steps
         a_min, a_max = max(alpha - max_dist, 0.0), min(alpha + max_dist, 1.0)
         x_min, x_max = x_base + diff * a_min, x_base + diff * a_max
@@ -72,7 +73,9 @@ def guided_ig(ctx: Explainee, x: torch.Tensor, *, steps: int = 200, fraction: fl
         while bool(active.any()):
             old = point.clone()
             on = active[:, None]
-            alpha_now = torch.where(diff != 0, (point - x_base) / diff, a_max)
+            # (safe denominators: a differentiable map must not divide by zero where unused)
+            alpha_now = torch.where(diff != 0, (point - x_base) / torch.where(diff != 0, diff, 1),
+                                    a_max)
             point = torch.where(on & (alpha_now < a_min), x_min, point)  # catch up the laggards
             l1_now = (point - x_in).abs().sum(1)
             done = active & ((l1_target - l1_now).abs()
@@ -83,10 +86,13 @@ def guided_ig(ctx: Explainee, x: torch.Tensor, *, steps: int = 200, fraction: fl
             low = grad.abs().kthvalue(kth, dim=1).values
             chosen = go[:, None] & (grad.abs() <= low[:, None]) & (grad != math.inf)
             l1_chosen = ((point - x_max).abs() * chosen).sum(1)
-            gamma = torch.where(l1_chosen > 0, (l1_now - l1_target) / l1_chosen, math.inf)
+            some = l1_chosen > 0
+            gamma = torch.where(some, (l1_now - l1_target) / torch.where(some, l1_chosen, 1),
+                                math.inf)
             full = (gamma > 1)[:, None]
             point = torch.where(chosen & full, x_max, point)
-            point = torch.where(chosen & ~full, point + (x_max - point) * gamma[:, None], point)
+            part = torch.where(full, 0, gamma[:, None])  # finite: an infinite γ moves in full
+            point = torch.where(chosen & ~full, point + (x_max - point) * part, point)
             attr += (point - old) * grad_at
             # another round only where the chosen features hit x_max and moved something
             active = go & (gamma > 1) & (point != old).any(1)

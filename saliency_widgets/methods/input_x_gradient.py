@@ -13,7 +13,8 @@ from ..registry import method
 from ._common import over_batch
 
 
-@method(label="Input × Gradient", family="gradient", output="input")
+@method(label="Input × Gradient", family="gradient", output="input",
+        derivative="surrogate")
 def input_x_gradient(ctx: Explainee, x: torch.Tensor) -> torch.Tensor:
     """Elementwise product of the input and the objective's gradient."""
     (g,) = over_batch(ctx, x, lambda xb, rows: ctx.input_grad(xb, rows, original=True)[1:],

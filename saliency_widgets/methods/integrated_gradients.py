@@ -2,8 +2,8 @@
 
 ``IG = (x − x′) · ∫₀¹ ∇f(x′ + α(x − x′)) dα``, the integral by a quadrature ``rule`` whose nodes
 and weights are built in float64 and cast to the input dtype. Every rule's weights sum to
-1 up to rounding (Captum's ``riemann_trapezoid`` weights sum to (n−1)/n). The record's ``extras`` hold the
-completeness gap ``Σ IG − (f(x) − f(x′))`` per example, absolute and relative.
+1 up to rounding (Captum's ``riemann_trapezoid`` weights sum to (n−1)/n). The record's
+``extras`` hold the completeness gap ``Σ IG − (f(x) − f(x′))`` per example, absolute and relative.
 
 Defaults: 32 Gauss-Legendre nodes (exact for polynomial integrands up to degree 63, so it
 converges far faster than Riemann sums at the same cost); baseline black when the normalization
@@ -15,11 +15,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..baselines import resolve_baseline
+from ..baselines import BASELINE, resolve_baseline
+from ..checks import positive_int
 from ..errors import SaliencyError
 from ..model.explainee import Explainee
 from ..registry import method
-from ._common import original_scores, over_batch, positive_int
+from ._common import original_scores, over_batch
 
 RULES = ("gauss_legendre", "midpoint", "trapezoid", "left", "right")
 
@@ -47,11 +48,11 @@ def quadrature(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @method(label="Integrated Gradients", family="path", output="input",
-        choices={"rule": RULES})
+        choices={"rule": RULES, "baseline": BASELINE}, validators={"steps": positive_int},
+        sums_to_baseline=True, derivative="surrogate")
 def integrated_gradients(ctx: Explainee, x: torch.Tensor, *, steps: int = 32,
                          rule: str = "gauss_legendre", baseline: object = None) -> torch.Tensor:
     """Path integral of gradients from a baseline to the input, times (input − baseline)."""
-    steps = positive_int("integrated_gradients", "steps", steps)
     alphas_np, weights_np = quadrature(rule, steps)
     # Half-precision inputs: nodes, weights and the running sum stay in float32.
     acc_dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype

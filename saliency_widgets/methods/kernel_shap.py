@@ -30,11 +30,12 @@ from __future__ import annotations
 
 import torch
 
-from ..baselines import resolve_baseline
+from ..baselines import BASELINE, resolve_baseline
+from ..checks import int_pair, integer, positive, positive_int
 from ..model.explainee import Explainee
 from ..registry import method
 from ._common import original_scores
-from ._segments import (coalition_scores, paint, resolve_samples, segment_labels,
+from ._segments import (SEGMENTS, coalition_scores, paint, resolve_samples, segment_labels,
                         weighted_lstsq)
 
 OWNER = "kernel_shap"
@@ -59,16 +60,20 @@ def shapley_coalitions(generator: torch.Generator | None, samples: int, segments
     return torch.cat([empty, z])
 
 
-@method(label="KernelSHAP", family="surrogate", output="map", stochastic=True)
+@method(label="KernelSHAP", family="surrogate", output="map", stochastic=True,
+        choices={"segments": SEGMENTS, "baseline": BASELINE},
+        validators={"grid": int_pair("(rows, columns)"), "samples": integer(2).or_none(),
+                    "slic_segments": positive_int, "compactness": positive},
+        sums_to_baseline=True, segment_values=True)
 def kernel_shap(ctx: Explainee, x: torch.Tensor, *, segments: object = "grid", grid: object = 8,
-                samples: object = None, paired: bool = True, baseline: object = None,
+                samples: int | None = None, paired: bool = True, baseline: object = None,
                 slic_segments: int = 64, compactness: float = 10.0) -> torch.Tensor:
     """Shapley values of image segments, estimated by a constrained weighted regression."""
     B = x.shape[0]
     labels, counts, _ = segment_labels(OWNER, x, segments, grid, slic_segments, compactness,
                                        ctx.normalization)
     M = max(counts)
-    N = resolve_samples(OWNER, samples, M)
+    N = resolve_samples(samples, M)
     if M == 1:
         N = 1  # one segment: φ = Δ, nothing to sample
     ctx.resolve_param("samples", N)

@@ -15,9 +15,9 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import SaliencyError
+from ..checks import positive
 from ..model.explainee import Explainee
-from ..registry import method
+from ..registry import LAYER_NOTE, method
 from ._cam import combine
 from ._common import over_batch, upsample
 
@@ -28,7 +28,7 @@ def _scaled(m: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor) -> torch.Tensor
 
 
 def fuse(cams: list[torch.Tensor], fusion: str, gamma: float,
-         size: tuple[int, int]) -> torch.Tensor:
+         size: tuple[int, ...]) -> torch.Tensor:
     """One ``(n, 1, H, W)`` map from per-layer ``(n, 1, h_l, w_l)`` maps."""
     minmax = [_scaled(c, c.amin((2, 3), keepdim=True), c.amax((2, 3), keepdim=True))
               for c in cams]
@@ -40,14 +40,13 @@ def fuse(cams: list[torch.Tensor], fusion: str, gamma: float,
 
 
 @method(label="LayerCAM", family="cam", output="map", uses_layer=True,
-        choices={"fusion": ("max", "mean")})
+        choices={"fusion": ("max", "mean")}, validators={"gamma": positive},
+        notes={"layer": LAYER_NOTE + "; a list of layers is fused (Python only)"})
 def layer_cam(ctx: Explainee, x: torch.Tensor, *, relu: bool = True, fusion: str = "max",
               gamma: float = 2.0) -> torch.Tensor:
     """Layer activations times their positive gradients; several layers can be fused."""
-    if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma > 0:
-        raise SaliencyError(f"layer_cam: gamma must be a number > 0, got {gamma!r}")
     size = tuple(x.shape[-2:])
-    grids: list[tuple[int, int]] = []
+    grids: list[tuple[int, ...]] = []
 
     def one(xb: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor]:
         _, pairs = ctx.layers_grad(xb, rows, original=True)

@@ -14,19 +14,19 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import positive_int
 from ..model.explainee import Explainee
 from ..registry import method
-from ._common import over_batch, positive_int
+from ._common import over_batch
 from ._vit import PREFIX, patch_map
 
 
-@method(label="LeGrad", family="transformer", output="map")
+@method(label="LeGrad", family="transformer", output="map", validators={"blocks": positive_int})
 def legrad(ctx: Explainee, x: torch.Tensor, *, blocks: int | None = None) -> torch.Tensor:
     """Positive gradients of each block's score with respect to its attention, averaged."""
-    last = None if blocks is None else positive_int("legrad", "blocks", blocks)
 
     def one(xb: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor]:
-        grads = ctx.block_attention_grads(xb, rows, original=True, last=last)
+        grads = ctx.block_attention_grads(xb, rows, original=True, last=blocks)
         per_block = [g.clamp(min=0).mean(dim=(1, 2))[:, PREFIX:] for g in grads]
         return (torch.stack(per_block).mean(0),)
 

@@ -27,16 +27,14 @@ and the weighted R² ``score`` of the surrogate (the ``lime`` package's fidelity
 
 from __future__ import annotations
 
-import math
-
 import torch
 
-from ..baselines import resolve_baseline
-from ..errors import SaliencyError
+from ..baselines import BASELINE, resolve_baseline
+from ..checks import int_pair, integer, nonnegative, positive, positive_int
 from ..model.explainee import Explainee
 from ..registry import method
 from ._common import original_scores
-from ._segments import (coalition_scores, paint, resolve_samples, segment_labels,
+from ._segments import (SEGMENTS, coalition_scores, paint, resolve_samples, segment_labels,
                         weighted_lstsq, weighted_r2)
 
 OWNER = "lime"
@@ -57,22 +55,22 @@ def lime_kernel(z: torch.Tensor, width: float) -> torch.Tensor:
     return torch.exp(-(d * d) / (width * width))
 
 
-@method(label="LIME", family="surrogate", output="map", stochastic=True)
+@method(label="LIME", family="surrogate", output="map", stochastic=True,
+        choices={"segments": SEGMENTS, "baseline": BASELINE},
+        validators={"grid": int_pair("(rows, columns)"), "samples": integer(2).or_none(),
+                    "slic_segments": positive_int, "compactness": positive,
+                    "kernel_width": positive, "ridge": nonnegative},
+        segment_values=True)
 def lime(ctx: Explainee, x: torch.Tensor, *, segments: object = "grid", grid: object = 8,
-         samples: object = None, kernel_width: float = 0.25, ridge: float = 0.0,
+         samples: int | None = None, kernel_width: float = 0.25, ridge: float = 0.0,
          baseline: object = None, slic_segments: int = 64,
          compactness: float = 10.0) -> torch.Tensor:
     """Coefficients of a locally weighted linear surrogate over image segments."""
-    for name, value, strict in (("kernel_width", kernel_width, True), ("ridge", ridge, False)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) \
-                or not math.isfinite(value) or value < 0 or (strict and value == 0):
-            raise SaliencyError(f"{OWNER}: {name} must be a {'positive' if strict else 'non-negative'}"
-                                f" number, got {value!r}")
     B = x.shape[0]
     labels, counts, _ = segment_labels(OWNER, x, segments, grid, slic_segments, compactness,
                                        ctx.normalization)
     M = max(counts)
-    N = resolve_samples(OWNER, samples, M)
+    N = resolve_samples(samples, M)
     ctx.resolve_param("samples", N)
     shared = len(set(counts)) == 1
     # every random draw up front, in a fixed order: coalitions, then the baseline's noise (if any)

@@ -20,10 +20,12 @@ split relevance in proportion to their inputs, on our copy only.
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import torch
 
 from ..baselines import to_model_space
+from ..checks import nonnegative
 from ..errors import SaliencyError, SaliencyWarning
 from ..model.explainee import Explainee
 from ..model.lrp import LRPMode, Rules
@@ -37,13 +39,7 @@ COMPOSITES = {"epsilon_plus_flat": ("zplus", "epsilon", "flat"),
 FIRST = (None, "same", "flat", "box")
 
 
-def _number(name: str, value: object, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value >= minimum:
-        raise SaliencyError(f"lrp: {name} must be a number ≥ {minimum}, got {value!r}")
-    return float(value)
-
-
-def _bounds(ctx: Explainee, x: torch.Tensor, bounds: object) -> tuple[torch.Tensor, torch.Tensor]:
+def _bounds(ctx: Explainee, x: torch.Tensor, bounds: Any) -> tuple[torch.Tensor, torch.Tensor]:
     if bounds is None:
         if ctx.normalization is None:
             raise SaliencyError("lrp: the box rule needs the input's range: pass normalization="
@@ -64,7 +60,9 @@ def _bounds(ctx: Explainee, x: torch.Tensor, bounds: object) -> tuple[torch.Tens
 
 
 @method(label="LRP", family="relevance", output="input",
-        choices={"composite": tuple(COMPOSITES), "first_layer": FIRST})
+        choices={"composite": tuple(COMPOSITES), "first_layer": FIRST},
+        validators={"epsilon": nonnegative, "gamma": nonnegative, "stabilizer": nonnegative},
+        python_only={"bounds": "(low, high) of the box rule, numbers or tensors in input space"})
 def lrp(ctx: Explainee, x: torch.Tensor, *, composite: str = "epsilon_plus_flat",
         first_layer: str | None = None, epsilon: float = 1e-6, gamma: float = 0.25,
         stabilizer: float = 1e-6, bounds: object = None) -> torch.Tensor:
@@ -74,9 +72,8 @@ def lrp(ctx: Explainee, x: torch.Tensor, *, composite: str = "epsilon_plus_flat"
     low = high = None
     if first == "box":
         low, high = _bounds(ctx, x, bounds)
-    rules = Rules(conv=conv, linear=linear, first=first, epsilon=_number("epsilon", epsilon),
-                  gamma=_number("gamma", gamma), stabilizer=_number("stabilizer", stabilizer),
-                  low=low, high=high)
+    rules = Rules(conv=conv, linear=linear, first=first, epsilon=float(epsilon),
+                  gamma=float(gamma), stabilizer=float(stabilizer), low=low, high=high)
     ctx.resolve_param("first_layer", first)
     seen = {"unmerged": 0, "outside": False}
 

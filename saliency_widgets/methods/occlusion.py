@@ -7,35 +7,42 @@ covers are 0 and counted in ``extras["uncovered_pixels"]``.
 
 Defaults scale with the image: window = min(H, W)/14 rounded (16 px at 224), stride = half the
 window (8 px), so about 27×27 = 729 windows at any size.
+
+``incremental`` recomputes only what each window changes (Nakandala et al., SIGMOD 2019,
+arXiv:1810.08303; ``_occlusion_incremental.py``): same map up to float rounding, about 2× faster
+on CPU for ResNets at 224 px. ``"auto"`` uses it where a cost model predicts a clear gain.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 
-from ..baselines import resolve_baseline
+from ..baselines import BASELINE, resolve_baseline
+from ..checks import int_pair
 from ..errors import SaliencyError
 from ..model.explainee import Explainee
 from ..registry import method
 from ._common import original_scores
+from ._occlusion_incremental import choose_path, image_spans
 
 
-def _pair(owner: str, name: str, value: object, limit: tuple[int, int]) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, int) and not isinstance(value, bool) else value
-    if (not isinstance(pair, (tuple, list)) or len(pair) != 2
-            or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pair)):
-        raise SaliencyError(f"{owner}: {name} must be a positive int or (height, width), "
-                            f"got {value!r}")
+def _pair(owner: str, name: str, value: Any, limit: tuple[int, int]) -> tuple[int, int]:
+    pair = value if isinstance(value, (tuple, list)) else (value, value)
     if pair[0] > limit[0] or pair[1] > limit[1]:
         raise SaliencyError(f"{owner}: {name} {tuple(pair)} is larger than the image "
                             f"{limit}; use a smaller {name}")
     return int(pair[0]), int(pair[1])
 
 
-@method(label="Occlusion", family="perturbation", output="map")
+@method(label="Occlusion", family="perturbation", output="map",
+        choices={"baseline": BASELINE, "incremental": (False, True, "auto")},
+        validators={"window": int_pair("(height, width)").or_none(),
+                    "stride": int_pair("(height, width)").or_none()})
 def occlusion(ctx: Explainee, x: torch.Tensor, *, window: object = None, stride: object = None,
-              baseline: object = None) -> torch.Tensor:
+              baseline: object = None, incremental: object = "auto") -> torch.Tensor:
     """Mean drop of the objective when a window around each pixel is filled with the baseline."""
     B, _, H, W = x.shape
     if window is None:
@@ -57,6 +64,15 @@ def occlusion(ctx: Explainee, x: torch.Tensor, *, window: object = None, stride:
     drops = torch.empty((B, per), dtype=x.dtype, device=x.device)
     iy = torch.arange(H, device=x.device).view(1, 1, H, 1)
     ix = torch.arange(W, device=x.device).view(1, 1, 1, W)
+    grid = torch.arange(per, device=x.device)
+    origins = torch.stack([(grid // nx) * sh, (grid % nx) * sw], 1)
+    path = choose_path(ctx, x, base, (wh, ww), origins, incremental)
+
+    def patched(i: int, j: int) -> None:
+        done = [(b, p, path.reference[b] - ctx.occluded_scores(path.occluder, x, base, b, p, r))
+                for b, p, r in image_spans(i, j, per, x.device)]
+        for b, p, d in done:  # store last: a chunk retried after running out of memory
+            drops[b, p] = d
 
     def step(i: int, j: int) -> None:
         t = torch.arange(i, j, device=x.device)
@@ -67,7 +83,10 @@ def occlusion(ctx: Explainee, x: torch.Tensor, *, window: object = None, stride:
         batch = torch.where(inside, base[rows], x[rows])
         drops[rows, p] = f_x[rows] - ctx.scores(batch, rows)
 
-    ctx.work.run(B * per, step, item_numel=x[0].numel(), kind="forward")
+    if path.occluder is None:
+        ctx.work.run(B * per, step, item_numel=x[0].numel(), kind="forward")
+    else:
+        ctx.work.run(B * per, patched, item_numel=path.occluder.item_numel, kind="patches")
     # Spread each window's drop over its pixels once, after all chunks: a transposed convolution
     # of the (ny, nx) grid of drops with a window of ones. Independent of the chunk size.
     ones = torch.ones((1, 1, wh, ww), dtype=x.dtype, device=x.device)

@@ -24,11 +24,11 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..baselines import resolve_baseline
-from ..errors import SaliencyError
+from ..baselines import BASELINE, resolve_baseline
+from ..checks import int_pair, positive_int, probability
 from ..model.explainee import Explainee
 from ..registry import method
-from ._common import original_scores, positive_int
+from ._common import original_scores
 from ._segments import _grid_shape
 
 _BLOCK_VALUES = 1 << 22  # mask values per accumulation block (16 MiB in float32)
@@ -45,15 +45,15 @@ def rise_masks(grids: torch.Tensor, shifts: torch.Tensor, height: int, width: in
     return up[torch.arange(k, device=grids.device)[:, None, None], iy, ix][:, None]
 
 
-@method(label="RISE", family="perturbation", output="map", stochastic=True)
+@method(label="RISE", family="perturbation", output="map", stochastic=True,
+        choices={"baseline": BASELINE},
+        validators={"samples": positive_int, "grid": int_pair("(rows, columns)"),
+                    "keep": probability})
 def rise(ctx: Explainee, x: torch.Tensor, *, samples: int = 4000, grid: object = 7,
          keep: float = 0.5, baseline: object = None) -> torch.Tensor:
     """Average of random smooth masks weighted by the objective on the masked inputs."""
-    samples = positive_int("rise", "samples", samples)
-    if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0 < keep <= 1:
-        raise SaliencyError(f"rise: keep must be a probability in (0, 1], got {keep!r}")
     B, _, H, W = x.shape
-    gh, gw = _grid_shape("rise", grid, (H, W))
+    gh, gw = _grid_shape(grid, (H, W))
     ch, cw = math.ceil(H / gh), math.ceil(W / gw)
     dtype = torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
     # every random draw up front, in a fixed order: grids, shifts, then the baseline's noise

@@ -22,7 +22,7 @@ from ._cam import combine
 from ._common import over_batch, upsample
 
 
-def channel_masks(a: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def channel_masks(a: torch.Tensor, size: tuple[int, ...]) -> torch.Tensor:
     """``(n, 1, H, W)`` masks in [0, 1] from ``(n, h, w)`` activations (constant channel → 0)."""
     up = F.interpolate(a[:, None], size=size, mode="bilinear", align_corners=True)
     lo = up.amin(dim=(2, 3), keepdim=True)

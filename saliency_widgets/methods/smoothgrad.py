@@ -18,16 +18,29 @@ from typing import Any
 
 import torch
 
+from ..checks import Check, nonnegative, positive_int
 from ..errors import SaliencyError
 from ..model.explainee import Explainee
 from ..registry import METHODS, method
-from ._common import original_scores, positive_int
+from ._common import original_scores
 
 AGGREGATIONS = ("mean", "square", "variance")
+BASE_PARAMS = Check("dict", "a dict of the base method's parameters",
+                    lambda v: isinstance(v, dict), none=True)
+
+
+def bases() -> tuple[str, ...]:
+    """Every registered method but SmoothGrad itself (read when checked: all are registered)."""
+    return tuple(name for name in METHODS.names() if name != "smoothgrad")
 
 
 @method(label="SmoothGrad", family="smoothing", output="input", stochastic=True,
-        choices={"aggregation": AGGREGATIONS})
+        choices={"aggregation": AGGREGATIONS, "base": bases},
+        validators={"samples": positive_int, "noise": nonnegative, "base_params": BASE_PARAMS},
+        python_only={"base_params": "the base method's parameters, passed flat (steps=16) or in "
+                                    "base_params= where a name is also SmoothGrad's (samples); "
+                                    "the widget edits them as the base's own fields"},
+        wraps=("base", "base_params"))
 def smoothgrad(ctx: Explainee, x: torch.Tensor, *, base: str = "gradient", samples: int = 25,
                noise: float = 0.15, aggregation: str = "mean", base_params: dict | None = None,
                **more_base_params: Any) -> torch.Tensor:
@@ -38,11 +51,6 @@ def smoothgrad(ctx: Explainee, x: torch.Tensor, *, base: str = "gradient", sampl
     """
     base_params = {**more_base_params, **(base_params or {})}
     spec = METHODS.get(base)
-    if spec.name == "smoothgrad":
-        raise SaliencyError("smoothgrad: base='smoothgrad' is not supported; pick another base")
-    samples = positive_int("smoothgrad", "samples", samples)
-    if isinstance(noise, bool) or not isinstance(noise, (int, float)) or noise < 0:
-        raise SaliencyError(f"smoothgrad: noise must be a number ≥ 0, got {noise!r}")
     original_scores(ctx, x)  # resolve the targets from the clean input
     B = x.shape[0]
     sigma = noise * (x.flatten(1).amax(1) - x.flatten(1).amin(1))
@@ -55,7 +63,9 @@ def smoothgrad(ctx: Explainee, x: torch.Tensor, *, base: str = "gradient", sampl
     noise_rng = torch.Generator(device=x.device).manual_seed(seeds[0])
     group = 1 if own_rng else max(1, ctx.work.chunk_size(x[0].numel(), "backward") // B)
     groups = -(-samples // group)
-    mean = m2 = sq = None
+    mean: torch.Tensor | None = None
+    m2: torch.Tensor | None = None
+    sq: torch.Tensor | None = None
     seen = 0
     for gi in range(groups):
         n = min(group, samples - gi * group)
@@ -84,6 +94,8 @@ def smoothgrad(ctx: Explainee, x: torch.Tensor, *, base: str = "gradient", sampl
             sq += v * v
     if sub.resolved:  # e.g. the base's automatic window or baseline
         ctx.resolve_param("base_params", {**base_params, **sub.resolved})
+    if mean is None or m2 is None or sq is None:  # the registry checked samples ≥ 1
+        raise SaliencyError(f"smoothgrad: samples must be an int ≥ 1, got {samples!r}")
     if aggregation == "mean":
         return mean
     if aggregation == "square":

@@ -25,15 +25,19 @@ from typing import Any
 
 import torch
 
-from ..baselines import resolve_baseline, to_model_space
+from ..baselines import NAMED_BASELINES, resolve_baseline, to_model_space
+from ..checks import Open, positive_int, unit_interval
 from ..errors import SaliencyError
 from ..model.explainee import Explainee
 from ..registry import method
 from ._common import original_scores
 from ._regions import felzenszwalb_masks, rank_regions
-from .integrated_gradients import integrated_gradients
+from .integrated_gradients import RULES, integrated_gradients
 
 OWNER = "xrai"
+BASELINES = Open((*NAMED_BASELINES, "white", "min", "max"),
+                 "a number, a tensor, or a list of baselines")
+SEGMENTS = Open(("felzenszwalb",), "a (K, H, W) or (B, K, H, W) bool tensor of region masks")
 
 
 def _baselines(spec: Any, x: torch.Tensor, ctx: Explainee) -> tuple[list[torch.Tensor], Any]:
@@ -85,18 +89,14 @@ def _region_masks(segments: Any, x: torch.Tensor) -> list[torch.Tensor] | None:
     return list(segments.to(x.device))
 
 
-@method(label="XRAI", family="region", output="map")
+@method(label="XRAI", family="region", output="map",
+        choices={"rule": RULES, "baseline": BASELINES, "segments": SEGMENTS},
+        validators={"steps": positive_int, "min_pixel_diff": positive_int,
+                    "area_threshold": unit_interval}, derivative="surrogate")
 def xrai(ctx: Explainee, x: torch.Tensor, *, steps: int = 32, rule: str = "gauss_legendre",
          baseline: object = None, segments: object = "felzenszwalb", min_pixel_diff: int = 50,
          area_threshold: float = 1.0) -> torch.Tensor:
     """Regions ranked by the density of integrated gradients; each pixel gets its region's."""
-    if isinstance(min_pixel_diff, bool) or not isinstance(min_pixel_diff, int) \
-            or min_pixel_diff < 1:
-        raise SaliencyError(f"{OWNER}: min_pixel_diff must be an int ≥ 1, got {min_pixel_diff!r}")
-    if isinstance(area_threshold, bool) or not isinstance(area_threshold, (int, float)) \
-            or not 0 <= area_threshold <= 1:
-        raise SaliencyError(f"{OWNER}: area_threshold must be a number in [0, 1], got "
-                            f"{area_threshold!r}")
     given = _region_masks(segments, x)
     B = x.shape[0]
     bases, record = _baselines(baseline, x, ctx)

@@ -11,7 +11,8 @@ import torch
 from .._types import Attribution
 from ..errors import SaliencyError, SaliencyWarning
 from ..model.explainee import Explainee
-from ..reduce import REDUCTIONS, reduce_channels
+from ..reduce import reduce_channels
+from ..work import Work
 
 Explain = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (inputs, example rows) → maps
 
@@ -25,10 +26,19 @@ class MetricContext:
     explain_on: Callable[..., torch.Tensor] | None = None  # (model, inputs, rows) → maps
     masks: torch.Tensor | None = None  # (B, H, W) bool
     record: Attribution | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)  # diagnostics → MetricResult.extras
+    resolved: dict[str, Any] = field(default_factory=dict)  # → MetricResult.params
+
+    def note(self, key: str, value: Any) -> None:
+        """Record a diagnostic in the result's ``extras``."""
+        self.extras[key] = value
+
+    def resolve_param(self, key: str, value: Any) -> None:
+        """Record the value an automatic parameter (``None``) resolved to, in ``params``."""
+        self.resolved[key] = value
 
     @property
-    def work(self):
+    def work(self) -> Work:
         return self.explainee.work
 
     def require_explain(self, metric: str) -> Explain:
@@ -54,11 +64,6 @@ class Scored:
     curve_x: torch.Tensor | None = None
 
 
-def check_reduction(metric: str, reduction: str) -> None:
-    if reduction not in REDUCTIONS:
-        raise SaliencyError(f"{metric}: reduction={reduction!r}; use one of {REDUCTIONS}")
-
-
 def pixel_map(values: torch.Tensor, reduction: str) -> torch.Tensor:
     """``(B, H, W)`` float64 map: the shared channel reduction, as the display uses it.
 
@@ -78,7 +83,7 @@ def warn_nan(metric: str, where: torch.Tensor, why: str) -> None:
                       SaliencyWarning, stacklevel=4)
 
 
-def record_generator(mc: MetricContext, x: torch.Tensor) -> torch.Generator | None:
+def record_generator(mc: MetricContext, x: torch.Tensor) -> torch.Generator:
     """The generator that rebuilds the record's own random baseline (``uniform``): seeded with
     the record's seed, as in the call that made the map (baselines are drawn first)."""
     if mc.record is None:

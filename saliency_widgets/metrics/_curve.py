@@ -15,18 +15,17 @@ from __future__ import annotations
 
 import torch
 
-from ..baselines import resolve_baseline
-from ..errors import SaliencyError
-from ._common import MetricContext, Scored, check_reduction, pixel_map
+from ..baselines import BASELINE, resolve_baseline
+from ..checks import nonnegative_int, positive_int
+from ..reduce import REDUCTIONS
+from ..registry import Choices
+from ..checks import Check
+from ._common import MetricContext, Scored, pixel_map
 
 SCORES = ("objective", "probability")
-
-
-def check_tie_seed(owner: str, tie_seed: object) -> int:
-    if isinstance(tie_seed, bool) or not isinstance(tie_seed, int) or tie_seed < 0:
-        raise SaliencyError(f"{owner}: tie_seed must be an int ≥ 0 (it seeds the order of tied "
-                            f"pixels), got {tie_seed!r}")
-    return tie_seed
+# what deletion and insertion declare about their parameters
+CHOICES: dict[str, Choices] = {"baseline": BASELINE, "reduction": REDUCTIONS, "score": SCORES}
+VALIDATORS: dict[str, Check] = {"steps": positive_int, "tie_seed": nonnegative_int}
 
 
 def removal_order(values: torch.Tensor, reduction: str = "sum",
@@ -53,15 +52,9 @@ def ranks_of(order: torch.Tensor) -> torch.Tensor:
 def curve(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *, insert: bool, steps: int,
           baseline: object, reduction: str, score: str, tie_seed: int, owner: str) -> Scored:
     ctx = mc.explainee
-    check_reduction(owner, reduction)
-    check_tie_seed(owner, tie_seed)
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
-        raise SaliencyError(f"{owner}: steps must be an int ≥ 1, got {steps!r}")
-    if score not in SCORES:
-        raise SaliencyError(f"{owner}: score={score!r}; use one of {SCORES}")
     B, C, H, W = x.shape
     base, resolved = resolve_baseline(baseline, x, ctx.normalization, ctx.generator, owner=owner)
-    mc.extras["baseline"] = resolved
+    mc.resolve_param("baseline", resolved)
     base = base.expand_as(x)
     # rank[b, p] = position of pixel p in the removal order (0 = most relevant)
     rank = ranks_of(removal_order(values, reduction, tie_seed)).to(x.device).view(B, 1, H, W)

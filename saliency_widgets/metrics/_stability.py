@@ -13,6 +13,9 @@ import torch
 from ..errors import SaliencyError
 from ._common import MetricContext, draws, noise_scale, warn_nan
 
+PERTURBATION_NOTE = ("a (samples, B, C, H, W) tensor of perturbations ε, to compare with other "
+                     "implementations under the same draws")
+
 
 def perturbations(mc: MetricContext, x: torch.Tensor, samples: int, radius: float,
                   perturbation: object, owner: str) -> torch.Tensor:
@@ -26,10 +29,6 @@ def perturbations(mc: MetricContext, x: torch.Tensor, samples: int, radius: floa
         return eps
     if perturbation is not None:
         raise SaliencyError(f"{owner}: perturbation must be None or a tensor")
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise SaliencyError(f"{owner}: samples must be an int ≥ 1, got {samples!r}")
-    if isinstance(radius, bool) or not isinstance(radius, (int, float)) or not radius >= 0:
-        raise SaliencyError(f"{owner}: radius must be a number ≥ 0, got {radius!r}")
     return (2 * draws(mc.explainee, tuple(x.shape), samples, "uniform", x) - 1) \
         * noise_scale(x, radius)
 
@@ -74,7 +73,8 @@ def relative_change(ref: torch.Tensor, new: torch.Tensor, eps_min: float) -> tor
     zero entries of ``ref`` (Agarwal et al.'s percent change; Quantus' convention for zeros)."""
     ref = ref.double()[None] if ref.dim() == new.dim() - 1 else ref.double()
     denom = ref + (ref == 0).double() * eps_min
-    return ((ref - new.double()) / denom).flatten(2).norm(dim=2)
+    change: torch.Tensor = ((ref - new.double()) / denom).flatten(2).norm(dim=2)
+    return change
 
 
 def max_over_kept(objective: torch.Tensor, kept: torch.Tensor, owner: str) -> torch.Tensor:

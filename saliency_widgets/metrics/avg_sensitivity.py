@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import nonnegative, positive_int
 from ..registry import metric
 from ._common import MetricContext, Scored
-from ._stability import perturbations, reexplain
+from ._stability import PERTURBATION_NOTE, perturbations, reexplain
 
 
-@metric(label="Avg-sensitivity", family="robustness", higher_is_better=False, stochastic=True)
+@metric(label="Avg-sensitivity", family="robustness", higher_is_better=False, stochastic=True,
+        validators={"samples": positive_int, "radius": nonnegative},
+        python_only={"perturbation": PERTURBATION_NOTE})
 def avg_sensitivity(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
                     samples: int = 10, radius: float = 0.02,
                     perturbation: object = None) -> Scored:

@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import torch
 
+from ..reduce import REDUCTIONS
 from ..registry import metric
-from ._common import MetricContext, Scored, check_reduction, pixel_map, warn_nan
+from ._common import MetricContext, Scored, pixel_map, warn_nan
 
 
-@metric(label="Complexity", family="complexity", higher_is_better=False)
+@metric(label="Complexity", family="complexity", higher_is_better=False,
+        choices={"reduction": REDUCTIONS})
 def complexity(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
                reduction: str = "sum") -> Scored:
     """Entropy of the absolute map's distribution (lower: simpler)."""
-    check_reduction("complexity", reduction)
     a = pixel_map(values, reduction).abs().flatten(1)
     total = a.sum(1, keepdim=True)
     p = a / torch.where(total > 0, total, 1)

@@ -10,11 +10,11 @@ import torch
 
 from ..registry import metric
 from ._common import MetricContext, Scored
-from ._curve import SCORES, curve
+from ._curve import CHOICES, VALIDATORS, curve
 
 
 @metric(label="Deletion AUC", family="faithfulness", higher_is_better=False,
-        choices={"score": SCORES})
+        choices=CHOICES, validators=VALIDATORS)
 def deletion(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *, steps: int = 24,
              baseline: object = None, reduction: str = "sum",
              score: str = "objective", tie_seed: int = 0) -> Scored:

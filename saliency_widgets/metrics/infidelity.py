@@ -23,16 +23,20 @@ from __future__ import annotations
 
 import torch
 
-from ..baselines import resolve_baseline
+from ..baselines import BASELINE, resolve_baseline
+from ..checks import Open, nonnegative, positive_int
 from ..errors import SaliencyError
 from ..registry import metric
 from ._common import (MetricContext, Scored, draws, noise_scale, on_input, record_generator,
                       scores_of)
 
 PERTURBATIONS = ("gaussian", "baseline")
+PERTURBATION = Open(PERTURBATIONS, "a (samples, B, C, H, W) tensor of perturbations")
 
 
-@metric(label="Infidelity", family="faithfulness", higher_is_better=False, stochastic=True)
+@metric(label="Infidelity", family="faithfulness", higher_is_better=False, stochastic=True,
+        choices={"perturbation": PERTURBATION, "baseline": BASELINE},
+        validators={"samples": positive_int, "noise": nonnegative})
 def infidelity(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
                perturbation: object = "gaussian", samples: int = 16, noise: float = 0.1,
                baseline: object = None, normalize: bool | None = None) -> Scored:
@@ -57,21 +61,21 @@ def infidelity(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
         generator = record_generator(mc, x) if from_record else ctx.generator
         base, resolved = resolve_baseline(baseline, x, ctx.normalization, generator,
                                           owner="infidelity")
-        mc.extras["baseline"] = resolved
+        mc.resolve_param("baseline", resolved)
         pert = (x - base)[None]
         weight = torch.ones_like(pert)  # contributions: I / (x − baseline) = 1
     else:
         raise SaliencyError(f"infidelity: perturbation={perturbation!r}; use one of "
                             f"{PERTURBATIONS} or a (samples, B, C, H, W) tensor")
     S = pert.shape[0]
-    mc.extras["samples"] = S
+    mc.resolve_param("samples", S)
     if normalize is None:
         normalize = S > 1
     elif normalize and S == 1:
         raise SaliencyError("infidelity: normalize=True with one perturbation sample fits β to "
                             "that sample exactly, so every map would score 0; pass "
                             "normalize=False (or more perturbation samples)")
-    mc.extras["normalize"] = bool(normalize)
+    mc.resolve_param("normalize", bool(normalize))
     weight = pert if weight is None else weight
     phi = on_input(values.detach().to(x.device, torch.float64), x)
     f_x = scores_of(ctx, B, lambda i, j: (x[i:j], torch.arange(i, j, device=x.device)),

@@ -9,11 +9,11 @@ import torch
 
 from ..registry import metric
 from ._common import MetricContext, Scored
-from ._curve import SCORES, curve
+from ._curve import CHOICES, VALIDATORS, curve
 
 
 @metric(label="Insertion AUC", family="faithfulness", higher_is_better=True,
-        choices={"score": SCORES})
+        choices=CHOICES, validators=VALIDATORS)
 def insertion(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *, steps: int = 24,
               baseline: object = None, reduction: str = "sum",
               score: str = "objective", tie_seed: int = 0) -> Scored:

@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import nonnegative, positive_int
 from ..errors import SaliencyError
 from ..registry import metric
 from ._common import MetricContext, Scored, draws, noise_scale
+from ._stability import PERTURBATION_NOTE
 
 
-@metric(label="Max-sensitivity", family="robustness", higher_is_better=False, stochastic=True)
+@metric(label="Max-sensitivity", family="robustness", higher_is_better=False, stochastic=True,
+        validators={"samples": positive_int, "radius": nonnegative},
+        python_only={"perturbation": PERTURBATION_NOTE})
 def max_sensitivity(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
                     samples: int = 10, radius: float = 0.02,
                     perturbation: object = None) -> Scored:

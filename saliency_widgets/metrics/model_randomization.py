@@ -37,7 +37,8 @@ import torch
 from ..errors import SaliencyError
 from ..model.randomize import Randomizer, execution_order, parameter_blocks
 from ..registry import metric
-from ._common import MetricContext, Scored, check_reduction, pixel_map, warn_nan
+from ..reduce import REDUCTIONS
+from ._common import MetricContext, Scored, pixel_map, warn_nan
 from ._similarity import SIMILARITIES, similarities, spearman, ssim  # noqa: F401  (re-exported)
 
 MODES = ("cascading", "independent")
@@ -61,18 +62,13 @@ def _block_names(blocks: object, model: torch.nn.Module) -> list[str]:
 
 @metric(label="Model randomization (sanity check)", family="randomization",
         higher_is_better=False, stochastic=True,
-        choices={"mode": MODES, "similarity": SIMILARITIES})
+        choices={"mode": MODES, "similarity": SIMILARITIES, "reduction": REDUCTIONS},
+        python_only={"blocks": "a list of module names, re-drawn top-down"})
 def model_randomization(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
                         mode: str = "cascading", similarity: str = "spearman_abs",
                         blocks: object = None, reduction: str = "sum") -> Scored:
     """Similarity of the map to the maps of progressively randomized models; lower is better."""
     ctx = mc.explainee
-    check_reduction("model_randomization", reduction)
-    if mode not in MODES:
-        raise SaliencyError(f"model_randomization: mode={mode!r}; use one of {MODES}")
-    if similarity not in SIMILARITIES:
-        raise SaliencyError(f"model_randomization: similarity={similarity!r}; use one of "
-                            f"{SIMILARITIES}")
     if mc.explain_on is None:
         raise SaliencyError("model_randomization re-explains with randomized models, but the "
                             "attribution is a plain tensor: pass the Attribution record from "

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import SaliencyError
+from ..checks import nonnegative_int
+from ..reduce import REDUCTIONS
 from ..registry import metric
-from ._common import MetricContext, Scored, check_reduction
+from ._common import MetricContext, Scored
 from ._localization import map_and_masks
 
 
@@ -40,16 +41,14 @@ def maxima_near_mask(m: torch.Tensor, masks: torch.Tensor, radius: int,
     return out
 
 
-@metric(label="Pointing game", family="localization", higher_is_better=True)
+@metric(label="Pointing game", family="localization", higher_is_better=True,
+        choices={"reduction": REDUCTIONS}, validators={"tolerance": nonnegative_int})
 def pointing_game(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
                   tolerance: int | None = None, reduction: str = "sum") -> Scored:
     """1 if the map's maximum falls on (or near) the object, else 0."""
-    check_reduction("pointing_game", reduction)
     if tolerance is None:
         tolerance = round(15 / 224 * max(x.shape[-2:]))
-    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
-        raise SaliencyError(f"pointing_game: tolerance must be an int ≥ 0, got {tolerance!r}")
-    mc.extras["tolerance"] = tolerance
+    mc.resolve_param("tolerance", tolerance)
     m, masks, undefined = map_and_masks(mc, x, values, reduction, "pointing_game")
     hit = maxima_near_mask(m, masks, tolerance, undefined).double().to(m.device)
     return Scored(torch.where(undefined, torch.nan, hit))

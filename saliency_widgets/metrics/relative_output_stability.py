@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import torch
 
+from ..checks import nonnegative, positive, positive_int
 from ..registry import metric
 from ._common import MetricContext, Scored
-from ._stability import (max_over_kept, perturbations, reexplain, relative_change,
-                         unchanged_prediction)
+from ._stability import (PERTURBATION_NOTE, max_over_kept, perturbations, reexplain,
+                         relative_change, unchanged_prediction)
 
 
 @metric(label="Relative output stability", family="robustness", higher_is_better=False,
-        stochastic=True)
+        stochastic=True,
+        validators={"samples": positive_int, "radius": nonnegative, "eps_min": positive},
+        python_only={"perturbation": PERTURBATION_NOTE})
 def relative_output_stability(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
                               samples: int = 10, radius: float = 0.02, eps_min: float = 1e-6,
                               perturbation: object = None) -> Scored:

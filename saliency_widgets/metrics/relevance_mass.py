@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import torch
 
+from ..reduce import REDUCTIONS
 from ..registry import metric
-from ._common import MetricContext, Scored, check_reduction, warn_nan
+from ._common import MetricContext, Scored, warn_nan
 from ._localization import map_and_masks
 
 
-@metric(label="Relevance mass", family="localization", higher_is_better=True)
+@metric(label="Relevance mass", family="localization", higher_is_better=True,
+        choices={"reduction": REDUCTIONS})
 def relevance_mass(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
                    reduction: str = "sum") -> Scored:
     """Share of the positive relevance that falls inside the mask."""
-    check_reduction("relevance_mass", reduction)
     m, masks, undefined = map_and_masks(mc, x, values, reduction, "relevance_mass")
     pos = m.clamp(min=0).flatten(1)
     total = pos.sum(1)

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import torch
 
+from ..reduce import REDUCTIONS
 from ..registry import metric
-from ._common import MetricContext, Scored, check_reduction
+from ._common import MetricContext, Scored
 from ._localization import map_and_masks
 
 
@@ -36,11 +37,11 @@ def expected_top_k_inside(m: torch.Tensor, inside: torch.Tensor) -> torch.Tensor
     return credit / k.clamp(min=1).double()
 
 
-@metric(label="Relevance rank", family="localization", higher_is_better=True)
+@metric(label="Relevance rank", family="localization", higher_is_better=True,
+        choices={"reduction": REDUCTIONS})
 def relevance_rank(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
                    reduction: str = "sum") -> Scored:
     """Share of the top-|mask| pixels that are inside the mask (ties: expected share)."""
-    check_reduction("relevance_rank", reduction)
     m, masks, undefined = map_and_masks(mc, x, values, reduction, "relevance_rank")
     acc = expected_top_k_inside(m.flatten(1), masks.flatten(1))
     return Scored(torch.where(undefined, torch.nan, acc))

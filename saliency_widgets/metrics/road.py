@@ -32,17 +32,19 @@ hurts); ``lerf`` → mean of ``LeRF(p) − f`` (removing the least relevant shou
 
 from __future__ import annotations
 
-from numbers import Real
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.sparse import coo_matrix
 from scipy.sparse.linalg import splu
 
+from ..checks import nonnegative, nonnegative_int
 from ..errors import SaliencyError
+from ..reduce import REDUCTIONS
 from ..registry import metric
-from ._common import MetricContext, Scored, check_reduction, noise_scale, scores_of
-from ._curve import check_tie_seed, ranks_of, removal_order
+from ._common import MetricContext, Scored, noise_scale, scores_of
+from ._curve import ranks_of, removal_order
 
 ORDERS = ("morf", "lerf", "both")
 
@@ -116,16 +118,11 @@ def removed_mask(rank: torch.Tensor, count: int, lerf: bool) -> torch.Tensor:
     return rank >= rank.shape[-1] - count if lerf else rank < count
 
 
-def _check(percentages: object, noise: object, order: object) -> tuple[float, ...]:
-    if order not in ORDERS:
-        raise SaliencyError(f"road: order={order!r}; use one of {ORDERS}")
-    if isinstance(noise, bool) or not isinstance(noise, Real) or not noise >= 0:
-        raise SaliencyError(f"road: noise must be a number ≥ 0 (a fraction of the value range), "
-                            f"got {noise!r}")
+def _percentages(percentages: Any) -> tuple[float, ...]:
     if isinstance(percentages, torch.Tensor):
         percentages = percentages.tolist()
     try:
-        ps = tuple(float(p) for p in percentages)  # type: ignore[union-attr]
+        ps = tuple(float(p) for p in percentages)
     except (TypeError, ValueError) as err:
         raise SaliencyError(f"road: percentages must be a sequence of fractions in [0, 1), "
                             f"got {percentages!r}") from err
@@ -136,16 +133,16 @@ def _check(percentages: object, noise: object, order: object) -> tuple[float, ..
 
 
 @metric(label="ROAD", family="faithfulness", higher_is_better=True, stochastic=True,
-        choices={"order": ORDERS})
+        choices={"order": ORDERS, "reduction": REDUCTIONS},
+        validators={"noise": nonnegative, "tie_seed": nonnegative_int},
+        python_only={"percentages": "increasing fractions of the pixels in [0, 1)"})
 def road(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
          percentages: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9),
          order: str = "both", noise: float = 0.01, reduction: str = "sum",
          tie_seed: int = 0) -> Scored:
     """Objective drop when pixels are removed by noisy linear imputation, MoRF vs LeRF."""
     ctx = mc.explainee
-    check_reduction("road", reduction)
-    check_tie_seed("road", tie_seed)
-    ps = _check(percentages, noise, order)
+    ps = _percentages(percentages)
     B, C, H, W = x.shape
     orders = ("morf", "lerf") if order == "both" else (order,)
     O, P = len(orders), len(ps)
@@ -159,7 +156,7 @@ def road(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
     sigma = noise_scale(space, float(noise)).view(B).tolist()
     total = B * O * P
     # one sub-seed per perturbed input: the noise is independent of chunking and retries
-    gen = ctx.generator if ctx.generator is not None else torch.Generator().manual_seed(0)
+    gen = ctx.generator
     seeds = torch.randint(0, 2 ** 62, (total,), generator=gen, device=gen.device).tolist()
 
     def perturbed(t: int) -> torch.Tensor:

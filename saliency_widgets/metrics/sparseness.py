@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import torch
 
+from ..reduce import REDUCTIONS
 from ..registry import metric
-from ._common import MetricContext, Scored, check_reduction, pixel_map, warn_nan
+from ._common import MetricContext, Scored, pixel_map, warn_nan
 
 
 def gini(a: torch.Tensor) -> torch.Tensor:
@@ -22,11 +23,11 @@ def gini(a: torch.Tensor) -> torch.Tensor:
     return torch.where(total > 0, g, torch.nan)
 
 
-@metric(label="Sparseness", family="complexity", higher_is_better=True)
+@metric(label="Sparseness", family="complexity", higher_is_better=True,
+        choices={"reduction": REDUCTIONS})
 def sparseness(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
                reduction: str = "sum") -> Scored:
     """Gini index of the absolute map (higher: more concentrated)."""
-    check_reduction("sparseness", reduction)
     g = gini(pixel_map(values, reduction).abs().flatten(1))
     warn_nan("sparseness", torch.isnan(g), "the map is all zeros")
     return Scored(g)

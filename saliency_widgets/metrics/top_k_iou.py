@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import torch
 
-from ..errors import SaliencyError
+from ..checks import fraction
+from ..reduce import REDUCTIONS
 from ..registry import metric
-from ._common import MetricContext, Scored, check_reduction
+from ._common import MetricContext, Scored
 from ._localization import map_and_masks
 
 
-@metric(label="Top-k IoU", family="localization", higher_is_better=True)
+@metric(label="Top-k IoU", family="localization", higher_is_better=True,
+        choices={"reduction": REDUCTIONS}, validators={"top_k": fraction})
 def top_k_iou(mc: MetricContext, x: torch.Tensor, values: torch.Tensor, *,
               top_k: float = 0.1, reduction: str = "sum") -> Scored:
     """IoU of the top-k fraction of pixels with the mask."""
-    check_reduction("top_k_iou", reduction)
-    if isinstance(top_k, bool) or not isinstance(top_k, (int, float)) or not 0 < top_k <= 1:
-        raise SaliencyError(f"top_k_iou: top_k must be a fraction in (0, 1], got {top_k!r}")
     m, masks, undefined = map_and_masks(mc, x, values, reduction, "top_k_iou")
     flat, inside = m.flatten(1), masks.flatten(1)
     k = max(1, round(top_k * flat.shape[1]))

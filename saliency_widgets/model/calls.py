@@ -18,7 +18,8 @@ Tensor = torch.Tensor
 OUT_OF_PLACE: dict[Callable[..., Any], Callable[..., Any]] = {
     F.relu_: F.relu, torch.relu_: torch.relu, Tensor.relu_: torch.relu,
     F.leaky_relu_: F.leaky_relu, F.elu_: F.elu, F.hardtanh_: F.hardtanh, F.rrelu_: F.rrelu,
-    F.threshold_: F.threshold, Tensor.sigmoid_: torch.sigmoid, Tensor.tanh_: torch.tanh,
+    F.threshold_: F.threshold,  # type: ignore[attr-defined]  # real, missing from the stubs
+    Tensor.sigmoid_: torch.sigmoid, Tensor.tanh_: torch.tanh,
 }
 
 # Elementwise nonlinearities (the functions behind zennit's ``Activation`` module types).

@@ -38,7 +38,8 @@ _IN_PLACE_LOCK = threading.RLock()
 
 
 def unwrap(model: nn.Module) -> nn.Module:
-    """Return the module that really computes: strips torch.compile and (Distributed)DataParallel."""
+    """Return the module that really computes: strips torch.compile and
+    (Distributed)DataParallel."""
     if not isinstance(model, nn.Module):
         raise SaliencyError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     seen = 0

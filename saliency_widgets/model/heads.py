@@ -27,7 +27,8 @@ def record_linear_calls(root: nn.Module) -> Iterator[list[tuple[nn.Linear, torch
     calls: list[tuple[nn.Linear, torch.Tensor, torch.Tensor]] = []
 
     def hook(module: nn.Module, inputs: Any, output: Any) -> None:
-        if inputs and isinstance(inputs[0], torch.Tensor) and isinstance(output, torch.Tensor):
+        if isinstance(module, nn.Linear) and inputs and isinstance(inputs[0], torch.Tensor) \
+                and isinstance(output, torch.Tensor):
             calls.append((module, inputs[0].detach(), output.detach()))
 
     handles = [m.register_forward_hook(hook) for m in root.modules()

@@ -16,21 +16,25 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from ..errors import SaliencyError
+from .rewrite import PASS, RewriteMode
 
 
 class _GuidedReLU(torch.autograd.Function):
     """ReLU whose backward passes only positive gradients through positive inputs
-    (Springenberg et al. 2014, arXiv:1412.6806)."""
+    (Springenberg et al. 2014, arXiv:1412.6806), read at ``seen`` (``x``, or its twin from a
+    plain pass: see ``rewrite.py``)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
+    def forward(ctx: Any, x: torch.Tensor, seen: torch.Tensor  # type: ignore[override]
+                ) -> torch.Tensor:
+        ctx.save_for_backward(seen)
         return x.clamp(min=0)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor  # type: ignore[override]
+                 ) -> tuple[torch.Tensor, None]:
         (x,) = ctx.saved_tensors
-        return grad.clamp(min=0) * (x > 0).to(grad.dtype)
+        return grad.clamp(min=0) * (x > 0).to(grad.dtype), None
 
 
 class _DeconvReLU(torch.autograd.Function):
@@ -38,19 +42,21 @@ class _DeconvReLU(torch.autograd.Function):
     (Zeiler & Fergus 2014, arXiv:1311.2901: the deconvnet rectifies the backward signal)."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx: Any, x: torch.Tensor, seen: torch.Tensor  # type: ignore[override]
+                ) -> torch.Tensor:
         return x.clamp(min=0)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return grad.clamp(min=0)
+    def backward(ctx: Any, grad: torch.Tensor  # type: ignore[override]
+                 ) -> tuple[torch.Tensor, None]:
+        return grad.clamp(min=0), None
 
 
 _RELUS = frozenset({F.relu, F.relu_, torch.relu, torch.relu_,
                     torch.Tensor.relu, torch.Tensor.relu_})
 
 
-class GuidedReLUMode(TorchFunctionMode):
+class GuidedReLUMode(RewriteMode):
     """Routes every ReLU call to the guided ReLU while active.
 
     Intercepting the *call* rather than ``nn.ReLU`` modules makes guided backprop right for
@@ -58,21 +64,38 @@ class GuidedReLUMode(TorchFunctionMode):
     twice — the cases where module-hook implementations silently return plain gradients or fail.
     The mode stack is thread-local, so other threads using the model are unaffected.
     In-place ReLUs are computed out of place; callers use the returned tensor, as
-    ``nn.ReLU(inplace=True)`` callers do.
+    ``nn.ReLU(inplace=True)`` callers do. In a plain pass (``rewrite.py``) ReLUs run as they are.
     """
 
     relu: Any = _GuidedReLU
+    smooths = True  # a softplus copy's ReLUs, smoothed inside this mode, are guided too
 
     def __init__(self) -> None:
         super().__init__()
         self.calls = 0
 
-    def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (),
-                           kwargs: dict | None = None) -> Any:
+    def fresh(self) -> GuidedReLUMode:
+        return type(self)()
+
+    def __enter__(self) -> GuidedReLUMode:
+        if self.smooths:  # the guided mode active in this thread (see _ACTIVE)
+            self._previous = getattr(_ACTIVE, "guided", None)
+            _ACTIVE.guided = self
+        return super().__enter__()
+
+    def __exit__(self, *exc: Any) -> Any:
+        if self.smooths:
+            _ACTIVE.guided = self._previous
+        return super().__exit__(*exc)
+
+    def handle(self, func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
         if func in _RELUS:
             self.calls += 1
-            return self.relu.apply(args[0])
-        return func(*args, **(kwargs or {}))
+            seen = self.saved(args[0])
+            if self.plain:
+                return func(*args, **kwargs)
+            return self.relu.apply(args[0], seen)
+        return PASS
 
 
 class DeconvReLUMode(GuidedReLUMode):
@@ -80,6 +103,7 @@ class DeconvReLUMode(GuidedReLUMode):
     with the same call interception, thread-locality and in-place handling as guided ReLUs."""
 
     relu = _DeconvReLU
+    smooths = False
 
 
 # The guided mode active in this thread, so a smooth-ReLU mode stacked above it (a softplus copy's
@@ -92,30 +116,28 @@ def guided_relus(enabled: bool = True) -> Iterator[GuidedReLUMode | None]:
     if not enabled:
         yield None
         return
-    previous = getattr(_ACTIVE, "guided", None)
     with GuidedReLUMode() as mode:
-        _ACTIVE.guided = mode
-        try:
-            yield mode
-        finally:
-            _ACTIVE.guided = previous
+        yield mode
 
 
 class _GuidedSoftplus(torch.autograd.Function):
     """softplus(βx) whose backward passes only positive gradients, weighted by σ(βx): guided
-    backprop on the smoothed network. The backward is made of differentiable operations, so a
-    second derivative (``create_graph=True``) exists."""
+    backprop on the smoothed network, read at ``seen`` (``x``, or its twin from a plain pass).
+    The backward is made of differentiable operations, so a second derivative
+    (``create_graph=True``) exists."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, beta: float) -> torch.Tensor:  # type: ignore[override]
-        ctx.save_for_backward(x)
+    def forward(ctx: Any, x: torch.Tensor, seen: torch.Tensor,  # type: ignore[override]
+                beta: float) -> torch.Tensor:
+        ctx.save_for_backward(seen)
         ctx.beta = beta
         return F.softplus(x, beta=beta)
 
     @staticmethod
-    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+    def backward(ctx: Any, grad: torch.Tensor  # type: ignore[override]
+                 ) -> tuple[torch.Tensor, None, None]:
         (x,) = ctx.saved_tensors
-        return grad.clamp(min=0) * torch.sigmoid(ctx.beta * x), None
+        return grad.clamp(min=0) * torch.sigmoid(ctx.beta * x), None, None
 
 
 class SoftplusReLUMode(TorchFunctionMode):
@@ -138,9 +160,11 @@ class SoftplusReLUMode(TorchFunctionMode):
         if func in _RELUS:
             self.calls += 1
             guided = getattr(_ACTIVE, "guided", None)
-            if guided is not None:
+            if guided is not None:  # a ReLU the guided mode would have rewritten
                 guided.calls += 1
-                return _GuidedSoftplus.apply(args[0], self.beta)
+                seen = guided.saved(args[0])
+                if not guided.plain:
+                    return _GuidedSoftplus.apply(args[0], seen, self.beta)
             return F.softplus(args[0], beta=self.beta)
         return func(*args, **(kwargs or {}))
 
@@ -285,17 +309,21 @@ def ablate_channels(layer: nn.Module, channels: torch.Tensor) -> Iterator[None]:
 
 @contextmanager
 def fresh_inputs(modules: list[nn.Module], outputs: list[torch.Tensor],
-                 store: list[torch.Tensor], spans: list[tuple[int, int]]) -> Iterator[None]:
-    """Each module gets its first input as a new leaf and appends its output to ``outputs``,
-    and the range of ``store`` entries (attention maps) appended while it ran to ``spans``.
+                 store: list[torch.Tensor], spans: list[tuple[int, int]],
+                 cut: bool = True) -> Iterator[None]:
+    """Each module gets its first input as a new leaf (``cut``) and appends its output to
+    ``outputs``, and the range of ``store`` entries (attention maps) appended while it ran to
+    ``spans``.
 
     Cutting the graph at every block's input makes one backward pass of ``Σ_l s_l(output_l)``
     give each ``d s_l / d (anything inside block l)`` alone (LeGrad's per-layer gradients).
     """
     starts: list[int] = []
 
-    def pre(module: nn.Module, args: tuple) -> tuple:
+    def pre(module: nn.Module, args: tuple) -> tuple | None:
         starts.append(len(store))
+        if not cut:
+            return None
         return (args[0].detach().requires_grad_(True), *args[1:])
 
     def post(module: nn.Module, args: Any, output: Any) -> None:

@@ -9,6 +9,8 @@ Automatic choices for torchvision architectures (by class name, so no import is 
   the patch tokens' gradients there are exactly zero.
 * anything else → the last module (in execution order) whose output is 4-D, preferring one
   with more than 1×1 positions (not a global pool).
+
+:func:`list_layers` names the layers worth offering in a menu (``sw.list_layers``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 
 from ..errors import SaliencyError
+from .copy import unwrap
 from .hooks import record_module_outputs
 
 KNOWN_LAYERS = {
@@ -34,6 +37,11 @@ KNOWN_LAYERS = {
     "RegNet": "trunk_output",
     "VisionTransformer": "encoder.layers.-1.ln_1",
 }
+
+
+# Public classes only (every convolution module, lazy ones included, derives from one of these).
+CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d,
+                nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,48 @@ def get_submodule(root: nn.Module, name: str) -> nn.Module:
         raise SaliencyError(f"layer {name!r} not found: {type(module).__name__} has no child "
                             f"{part!r} (children: {', '.join(children) or 'none'})")
     return module
+
+
+def _known_layers(root: nn.Module) -> set[str]:
+    """The known layer of ``root``'s architecture; a rule naming one block (``encoder.layers.-1.
+    ln_1``) names that layer in every block of the container."""
+    rule = KNOWN_LAYERS.get(type(root).__name__)
+    if rule is None:
+        return set()
+    parts = rule.split(".")
+    index = next((i for i, p in enumerate(parts) if p.lstrip("-").isdigit()), None)
+    try:
+        if index is None:
+            return {_name_of(root, get_submodule(root, rule))}
+        container = get_submodule(root, ".".join(parts[:index])) if index else root
+        found = set()
+        for child in container.children():
+            rest = ".".join(parts[index + 1:])
+            found.add(_name_of(root, get_submodule(child, rest) if rest else child))
+        return found
+    except SaliencyError:  # a model named like a torchvision one, built differently
+        return set()
+
+
+def list_layers(model: nn.Module, limit: int = 64) -> list[str]:
+    """Return the names of the modules worth explaining at, shallow (input side) first.
+
+    Those are the modules at most two levels deep that are, or contain, a convolution (public
+    ``nn.Conv*d`` / ``nn.ConvTranspose*d`` classes), and the layer the automatic choice knows for
+    the architecture, in every block (torchvision's ViT: each encoder block's ``ln_1``), in the
+    order the model defines its modules, at most ``limit`` of them. Every name is accepted by
+    ``layer=``.
+    """
+    root = unwrap(model)
+    known = _known_layers(root)
+    names = []
+    for name, module in root.named_modules():
+        if not name:
+            continue
+        if name in known or (name.count(".") <= 1 and any(
+                isinstance(m, CONVOLUTIONS) for m in module.modules())):
+            names.append(name)
+    return names[:limit]
 
 
 def _grid_from_tokens(model: nn.Module, name: str) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -81,7 +81,8 @@ class Objective:
         return self._all_resolved or (self._done is not None and bool(self._done.all()))
 
     def check_classes(self, num_classes: int) -> None:
-        """Range-check explicit indices once the number of classes is known (before any backward)."""
+        """Range-check explicit indices once the number of classes is known (before any
+        backward)."""
         if self.num_classes is not None:
             return
         self.num_classes = num_classes
@@ -123,7 +124,7 @@ class Objective:
             return torch.zeros(self.batch, dtype=torch.bool, device=self.device)
         return self.contrast == self.target
 
-    def take(self, index: torch.Tensor) -> "Objective":
+    def take(self, index: torch.Tensor) -> Objective:
         """An objective for a batch whose row ``r`` is a copy of example ``index[r]``."""
         if not self.resolved:
             raise RuntimeError("resolve the objective before taking rows from it")

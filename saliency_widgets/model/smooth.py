@@ -17,7 +17,7 @@ operations (max-pooling, LeakyReLU, ReLU6) are left as they are.
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -30,12 +30,13 @@ _CLASSES: dict[type, type] = {}
 _LOCK = threading.Lock()
 
 
-def _smooth_class(cls: type) -> type:
-    base = getattr(cls, "_sw_smooth_base", cls)  # a copy of a copy re-smooths the original class
+def _smooth_class(cls: type[nn.Module]) -> type:
+    # a copy of a copy re-smooths the original class
+    base: type[nn.Module] = getattr(cls, "_sw_smooth_base", cls)
     with _LOCK:
         if base not in _CLASSES:
             def forward(self: nn.Module, *args: Any, **kwargs: Any) -> Any:
-                with softplus_relus(self._sw_beta):
+                with softplus_relus(cast(float, self._sw_beta)):
                     return base.forward(self, *args, **kwargs)
 
             _CLASSES[base] = type(base.__name__, (base,), {

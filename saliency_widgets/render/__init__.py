@@ -1,6 +1,7 @@
 """Turning maps into pictures: numpy + matplotlib only, no maths about models."""
 
-from .heatmap import display_map, robust_range
-from .figure import method_grid
+from .heatmap import display_map, robust_range, threshold_mask
+from .figure import Overlay, method_grid, overlay_grid
 
-__all__ = ["display_map", "method_grid", "robust_range"]
+__all__ = ["Overlay", "display_map", "method_grid", "overlay_grid", "robust_range",
+           "threshold_mask"]

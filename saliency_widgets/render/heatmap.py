@@ -46,3 +46,17 @@ def robust_range(m: np.ndarray, clip_percentile: float = 99.5, signed: bool = Tr
     if hi <= lo:
         hi = lo + (1.0 if lo == 0 else abs(lo))
     return lo, hi
+
+
+def threshold_mask(score: np.ndarray, top_percent: float) -> np.ndarray:
+    """True for the ``top_percent`` % highest positive scores (ties at the cut are kept), as
+    the widget's threshold control shows them (``js/src/render/colormap.ts``)."""
+    flat = score.reshape(-1)
+    keep = round(flat.size * top_percent / 100.0)
+    if keep >= flat.size:
+        return np.ones(score.shape, bool) if top_percent >= 100 else score > 0
+    if keep <= 0:
+        return np.zeros(score.shape, bool)
+    cut = np.sort(flat)[flat.size - keep]
+    mask: np.ndarray = (score >= cut) & (score > 0)
+    return mask

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import SaliencyError, SaliencyWarning
-from ..model.copy import unwrap
+from ..api import model_placement
 
 Norm = tuple[tuple[float, ...], tuple[float, ...]]
 
@@ -58,7 +58,7 @@ def find_normalization(preprocess: Any) -> Norm | None:
             return
         seen.add(id(obj))
         mean, std = _numbers(getattr(obj, "mean", None)), _numbers(getattr(obj, "std", None))
-        if mean is not None and std is not None and not callable(getattr(obj, "mean")):
+        if mean is not None and std is not None and not callable(obj.mean):
             found.append((mean, std))
             return
         children = getattr(obj, "transforms", None)
@@ -97,7 +97,8 @@ def _to_chw_float(image: Any, preprocess: Callable[[Any], Any] | None) -> torch.
         pil = image if image.mode == "RGB" else image.convert("RGB")
         if preprocess is not None:
             return _check_output(preprocess(pil))
-        return torch.from_numpy(np.asarray(pil, dtype=np.uint8).copy()).permute(2, 0, 1).float() / 255
+        pixels = np.asarray(pil, dtype=np.uint8).copy()
+        return torch.from_numpy(pixels).permute(2, 0, 1).float() / 255
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise SaliencyError(
@@ -154,20 +155,14 @@ def _display(x: torch.Tensor, norm: Norm | None) -> np.ndarray:
             warnings.warn(
                 f"the model's input has values in [{lo:.2f}, {hi:.2f}], not [0, 1], and no "
                 f"normalization was found; pass mean= and std= to sw.show so the image is shown "
-                f"as the model saw it (shown min-max scaled for now)", SaliencyWarning, stacklevel=3)
+                f"as the model saw it (shown min-max scaled for now)", SaliencyWarning,
+                stacklevel=3)
             t = (t - lo) / (hi - lo if hi > lo else 1.0)
     if c == 1:
         t = t.expand(3, -1, -1)
     elif c != 3:
         t = t.mean(0, keepdim=True).expand(3, -1, -1)
     return (t.clamp(0, 1) * 255).round().to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
-
-
-def model_device_dtype(model: nn.Module) -> tuple[torch.device, torch.dtype]:
-    """Where and in which dtype the model computes (its first parameter; CPU float32 if none)."""
-    for p in unwrap(model).parameters():
-        return p.device, (p.dtype if p.dtype.is_floating_point else torch.float32)
-    return torch.device("cpu"), torch.float32
 
 
 def prepare(model: nn.Module, image: Any, preprocess: Callable[[Any], Any] | None = None,
@@ -178,7 +173,7 @@ def prepare(model: nn.Module, image: Any, preprocess: Callable[[Any], Any] | Non
                             f"{type(preprocess).__name__}")
     norm = _norm(mean, std, find_normalization(preprocess))
     x = _to_chw_float(image, preprocess)
-    device, dtype = model_device_dtype(model)
+    device, dtype = model_placement(model)
     display = _display(x, norm)
     return Prepared(x=x.unsqueeze(0).to(device=device, dtype=dtype), display=display,
                     normalization=norm)

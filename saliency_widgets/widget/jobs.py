@@ -61,7 +61,8 @@ class Worker:
                 running.cancel.set()
             keep_running = (running is not None and not running.cancel.is_set()
                             and not running.finished)
-            self._queue = [job for job in jobs if not (keep_running and job.key == running.key)]
+            kept = running.key if keep_running and running is not None else None
+            self._queue = [job for job in jobs if not (keep_running and job.key == kept)]
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name=self._name, daemon=True)
                 self._thread.start()
@@ -136,7 +137,7 @@ class Worker:
         except Cancelled:
             job.finished = True
             self._safely(job.on_cancelled, job.key)
-        except BaseException as err:  # noqa: BLE001 — shown in the widget and warned
+        except BaseException as err:
             job.finished = True
             self._safely(job.on_error, job.key, err)
         else:
@@ -147,11 +148,11 @@ class Worker:
         """Run a callback; a failure must not kill the worker thread, nor pass unseen."""
         try:
             fn(*args)
-        except Exception as err:  # noqa: BLE001
+        except Exception as err:
             if self._on_failure is None:
                 log.exception("saliency widget: a job callback failed")
                 return
             try:
                 self._on_failure(err)
-            except Exception:  # noqa: BLE001 — the last resort: the log
+            except Exception:
                 log.exception("saliency widget: a job callback failed, and so did its report")

@@ -1,11 +1,12 @@
-"""One panel per selected method: a small synced model of its own.
+"""One panel per registered method: a small synced model of its own.
 
-A panel is a child widget model (an anywidget model that is never displayed) referenced from the main
-widget's ``panels`` list. When a job finishes, only that panel's traits change, so only its maps
-travel (each finished job used to re-send every panel: about 8 MB per panel at 1024²). A saved
-notebook keeps every panel model's state, so the saved widget and its nbconvert HTML still show
-every panel. The panel also holds the latest result it shows (``entry``), outside the
-byte-bounded cache: a result larger than the cache, or evicted by another panel's, still shows.
+A panel is a child widget model (an anywidget model, never displayed itself); the main widget's
+``panels`` list references the selected ones. When a job finishes, only that panel's traits
+change, so only its maps travel (each finished job used to re-send every panel: about 8 MB per
+panel at 1024²). A saved notebook keeps every panel model's state, so the saved widget and its
+nbconvert HTML still show every panel. The panel also pins the latest result computed for it
+(``result``), outside the byte-bounded cache: a result larger than the cache, or evicted by
+another panel's, still shows.
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ class Panel(LockedSync, anywidget.AnyWidget):
     seconds = t.Float(None, allow_none=True).tag(sync=True)
     target = t.Int(None, allow_none=True).tag(sync=True)
     contrast = t.Int(None, allow_none=True).tag(sync=True)
-    signed = t.Dict(None, allow_none=True).tag(sync=True)
-    absolute = t.Dict(None, allow_none=True).tag(sync=True)
+    # payloads {view, dtype, shape} or None (t.Any: the maps come and go with the state)
+    signed = t.Any(None, allow_none=True).tag(sync=True)
+    absolute = t.Any(None, allow_none=True).tag(sync=True)
 
     def __init__(self, method: str, label: str, *, sync_lock: threading.RLock) -> None:
         super().__init__(sync_lock=sync_lock, method=method, label=label, title=label)
@@ -92,6 +94,14 @@ class Panel(LockedSync, anywidget.AnyWidget):
         """The latest result computed for this panel (pinned: kept outside the cache)."""
         self.entry: Entry | None = None
         """The entry whose maps are shown now (None unless the state is ``ready``)."""
+
+    def hide(self) -> None:
+        """The method was deselected: send no maps (the pinned result stays in Python)."""
+        if self.entry is not None:
+            with self.hold_sync():
+                self.signed = self.absolute = None
+                self.entry = None
+                self.state = "computing"
 
     def pinned(self, key: PanelKey) -> Entry | None:
         """The pinned result if it is the one ``key`` asks for."""

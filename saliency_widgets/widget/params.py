@@ -1,14 +1,19 @@
-"""Selections as data: parameter values from the editor, cache keys, registry descriptions."""
+"""Parameter values from the editor (JSON) in the types the registry declares; cache-key forms.
+
+The registry describes every parameter (``list_methods()[i]["parameters"]``): its type, its
+choices (which may mix types, e.g. ``False, True, "auto"``), whether None means automatic, and
+whether the widget can edit it. A value typed in the browser arrives as JSON (a select's value is
+a string); ``coerce`` turns it back into what ``sw.attribute`` takes. Values the widget cannot
+edit (tensors, reference sets) come from Python and are passed through untouched.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import torch
-from torch import nn
 
 from ..errors import SaliencyError
-from ..model.copy import unwrap
 
 
 def freeze(value: Any) -> Any:
@@ -22,30 +27,47 @@ def freeze(value: Any) -> Any:
     return value
 
 
-def coerce(defaults: dict[str, Any], method: str, name: str, value: Any) -> Any:
-    """A parameter value from the editor (JSON) in the type of its default."""
-    if name not in defaults:
-        return value  # check_params names the accepted parameters
-    default = defaults[name]
+def coerce(info: Mapping[str, Any] | None, method: str, name: str, value: Any) -> Any:
+    """``value`` from the editor in the type the registry declares for ``method``'s ``name``.
+
+    ``info`` is that parameter's description (None: unknown name, left for the engine's check
+    to name the accepted parameters). Invalid text raises a :class:`SaliencyError` in words.
+    """
+    if info is None or value is None or isinstance(value, torch.Tensor):
+        return value
+    choices = info.get("choices")
+    if choices:
+        for choice in choices:  # a select sends str(choice); JS writes true/false in lower case
+            if choice == value or str(choice).lower() == str(value).strip().lower():
+                return choice
+        if not info.get("also"):
+            return value  # not one of them: the registry refuses it with the list
+    kind = info.get("type")
     try:
-        if value is None or default is None or isinstance(value, torch.Tensor):
-            return value
-        if isinstance(default, bool):
+        if kind == "bool":
             if isinstance(value, str):
                 return value.strip().lower() in ("1", "true", "yes", "on")
             return bool(value)
-        if isinstance(default, int):
+        if kind == "int":
             number = float(value)
             if not number.is_integer():
                 raise ValueError
             return int(number)
-        if isinstance(default, float):
+        if kind == "float":
             return float(value)
-        if isinstance(default, str):
-            return str(value)
+        if kind == "int_pair" and isinstance(value, str):
+            parts = [int(p) for p in value.replace("×", ",").replace("x", ",").split(",") if p]
+            return parts[0] if len(parts) == 1 else tuple(parts)
+        if kind == "str" and not isinstance(value, str):
+            return value  # e.g. a number for an open choice (a baseline value)
+        if kind == "str" and info.get("also"):
+            try:  # an open choice given as text: a number means a number
+                return float(value)
+            except ValueError:
+                return value
     except (TypeError, ValueError):
-        raise SaliencyError(f"{method}: {name}={value!r} is not a valid "
-                            f"{type(default).__name__} (default {default!r})") from None
+        raise SaliencyError(f"{method}: {name}={value!r} is not a valid {kind} "
+                            f"(default {info.get('default')!r})") from None
     return value
 
 
@@ -57,15 +79,3 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
-
-
-def layer_choices(model: nn.Module, limit: int = 64) -> list[str]:
-    """Names of modules worth explaining at (those containing a convolution), shallow first."""
-    names = []
-    for name, module in unwrap(model).named_modules():
-        if not name or name.count(".") > 1:
-            continue
-        if isinstance(module, nn.modules.conv._ConvNd) or any(
-                isinstance(m, nn.modules.conv._ConvNd) for m in module.modules()):
-            names.append(name)
-    return names[:limit]

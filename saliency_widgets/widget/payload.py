@@ -31,14 +31,17 @@ def to_payload(array: Any) -> dict[str, Any]:
     a = np.ascontiguousarray(a)
     if a.dtype.byteorder == ">":
         a = a.astype(a.dtype.newbyteorder("<"))
-    return {"view": memoryview(a).cast("B"), "dtype": a.dtype.name, "shape": [int(s) for s in a.shape]}
+    return {"view": a.data.cast("B"), "dtype": a.dtype.name,
+            "shape": [int(s) for s in a.shape]}
 
 
 def from_payload(payload: dict[str, Any]) -> np.ndarray:
     """Return the array a payload describes (a read-only view; for tests and saved state)."""
     view = payload["view"]
     buf = view.tobytes() if not isinstance(view, (bytes, bytearray)) else bytes(view)
-    return np.frombuffer(buf, dtype=np.dtype(payload["dtype"])).reshape(payload["shape"])
+    flat: np.ndarray = np.frombuffer(buf, dtype=np.dtype(payload["dtype"]))
+    shaped: np.ndarray = flat.reshape(tuple(int(s) for s in payload["shape"]))
+    return shaped
 
 
 def payload_nbytes(value: Any) -> int:

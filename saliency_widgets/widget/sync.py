@@ -21,7 +21,7 @@ from typing import Any, Iterator
 import ipywidgets
 
 
-class LockedSync(ipywidgets.Widget):
+class LockedSync(ipywidgets.Widget):  # type: ignore[misc]  # ipywidgets ships no types
     """An ipywidgets ``Widget`` whose synced state is written under ``self._sync_lock``.
 
     Pass ``sync_lock=`` to share a lock with a parent widget.

@@ -32,25 +32,27 @@ from ipywidgets import widget_serialization
 from torch import nn
 
 from .._types import Attribution, Prediction
-from ..api import fingerprint, list_methods, predict
+from ..api import describe_method, fingerprint, list_layers, list_methods, predict
 from ..errors import SaliencyError, SaliencyWarning
-from ..registry import METHODS
+from ..render import Overlay, display_map, overlay_grid
 from ..render.heatmap import SIGNS
 from .assets import COLORMAPS, bundle, colormap_lut, known_colormap
-from .cache import ByteLRU
+from .board import Board, Extra, Planned
 from .compute import explain_job
+from .display import DisplayOnce, shown
 from .image import Prepared, prepare
 from .jobs import Job, Worker
 from .labels import resolve_labels
-from .panel import Entry, Panel, PanelKey
-from .params import coerce, freeze, jsonable, layer_choices
+from .panel import Panel, PanelKey
+from .params import jsonable
+from .plan import Selection, plan
 from .payload import to_payload
 from .sync import LockedSync
 
 _DISPLAY = ("colormap", "opacity", "sign", "clip_percentile", "threshold")
 
 
-class SaliencyWidget(LockedSync, anywidget.AnyWidget):
+class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
     """Heatmaps of several attribution methods over one image, side by side, zoom linked.
 
     Open it with :func:`show`. Traits listed under "Testing contract" in the README are stable.
@@ -96,8 +98,9 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
     status = t.Enum(("idle", "computing", "error"), "idle").tag(sync=True)
     error = t.Unicode("").tag(sync=True)
 
-    def __init__(self, model: nn.Module, image: Any, *, preprocess: Callable[[Any], Any] | None = None,
-                 labels: Any = None, methods: Sequence[str] = ("gradient", "grad_cam"),
+    def __init__(self, model: nn.Module, image: Any, *,
+                 preprocess: Callable[[Any], Any] | None = None, labels: Any = None,
+                 methods: Sequence[str] = ("gradient", "grad_cam"),
                  mean: Any = None, std: Any = None, target: int | None = None,
                  contrast: int | str | None = None, top_k: int = 5,
                  cache_bytes: int = 512 * 2**20, output: Any = None,
@@ -119,26 +122,30 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         self._output = output
         self._seed = seed
         self._top_k = top_k
+        self._prepare = (preprocess, mean, std)
         self._prepared: Prepared = prepare(model, image, preprocess, mean, std)
         self._epoch = 0
-        self._fingerprint = fingerprint(model)
+        self._fingerprint: int | None = fingerprint(model)
         self._prediction: Prediction = self._predict()
         num_classes = self._prediction.num_classes
         self._names = resolve_labels(labels, num_classes)
-        self._cache: ByteLRU[Entry] = ByteLRU(cache_bytes, lambda e: e.nbytes)
-        self._errors: dict[Hashable, str] = {}
-        self._cancelled: set[Hashable] = set()
-        self._slots: dict[str, Panel] = {}
         self._resolving = False
         self._ready = False
         self._last_progress = 0.0
-        self._suppress_display_at: int | None = None
         # The context of the cell that made the widget: in a Jupyter kernel it names that cell,
         # so a warning raised later by the worker thread lands in this cell's output (JupyterLab
         # shows output that arrives after a cell finished). The worker itself runs outside it:
         # its state messages must not be tied to a finished cell (nbclient would drop them).
         self._cell = contextvars.copy_context()
-        super().__init__()
+        lock = threading.RLock()
+        # One panel model per registered method, made now, while the cell runs: marimo cannot
+        # create an anywidget model from a message handler (it needs the cell's context for the
+        # model's code), so a toggle must never create one.
+        registry = list_methods()
+        self._registry = {m["name"]: m for m in registry}
+        self._board = Board([(m["name"], m["label"]) for m in registry], cache_bytes, lock)
+        self._extras: list[Extra] = []  # features that add work after the maps (board.Extra)
+        super().__init__(sync_lock=lock)
         self._worker = Worker(on_failure=self._internal_error)
         with self.hold_sync():
             self.labels = self._names
@@ -170,7 +177,7 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
 
     @property
     def display_image(self) -> np.ndarray:
-        """``(H, W, 3)`` uint8: the picture shown under the maps (the model's input, un-normalized)."""
+        """``(H, W, 3)`` uint8: the picture under the maps (the model's input, un-normalized)."""
         return self._prepared.display
 
     @property
@@ -201,29 +208,67 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         """
         with self._sync_lock:
             self._epoch += 1
-            self._fingerprint = None  # type: ignore[assignment]  (forces a new prediction)
-            self._errors.clear()
-            self._cancelled.clear()
+            self._fingerprint = None  # forces a new prediction
+            self._board.forget()
+        self._refresh()
+
+    def set_image(self, image: Any, *, target: int | None = None,
+                  contrast: int | str | None = None) -> None:
+        """Explain another image with the same model, methods, parameters and display settings.
+
+        ``image`` is taken as in :func:`show` (same ``preprocess`` / ``mean`` / ``std``).
+        ``target`` None means the predicted class; ``contrast`` an index, ``"runner_up"`` or None.
+        """
+        prepared = prepare(self._model, image, *self._prepare)
+        with self._sync_lock:
+            self._worker.cancel()
+            self._prepared = prepared
+            self._epoch += 1  # every key changes: maps of the last image are never shown here
+            self._board.forget()
+            self._prediction = self._predict()
+            self._fingerprint = fingerprint(self._model)
+            ready, self._ready = self._ready, False  # one refresh at the end, not one per trait
+            try:
+                with self.hold_sync():
+                    self.image = to_payload(prepared.display)
+                    self.predictions = self._top_predictions()
+                    self.target = (int(self._prediction.top_classes[0, 0]) if target is None
+                                   else target)
+                    if isinstance(contrast, str):
+                        self.contrast_mode = "runner_up"
+                        self.contrast = self._runner_up()
+                    elif contrast is not None:
+                        self.contrast_mode = "class"
+                        self.contrast = contrast
+                    else:
+                        self.contrast_mode = "none"
+                        self.contrast = None
+            finally:
+                self._ready = ready
         self._refresh()
 
     def cancel(self) -> None:
         """Stop the running computation and drop the queued ones (their panels say so)."""
         with self._sync_lock:
-            self._cancelled.update(self._worker.cancel())
+            self._board.cancelled.update(self._worker.cancel())
         self._refresh(schedule=False)
 
     def retry(self) -> None:
         """Compute again the panels that were cancelled or failed."""
         with self._sync_lock:
-            self._cancelled.clear()
-            self._errors.clear()
+            self._board.forget()
         self._refresh()
 
-    def to_figure(self):
+    def to_figure(self) -> Any:
         """Return a matplotlib Figure of the current panels, as the widget shows them."""
-        from .export import panels_figure
-
-        return panels_figure(self)
+        with self._sync_lock:
+            shown = [(p.title, p.entry) for p in self.panels if p.state == "ready" and p.entry]
+        overlays = [Overlay(f"{title}\n{entry.attribution.seconds:.2f} s",
+                            display_map(entry.attribution.values[:1], self.sign)[0],
+                            signed=self.sign == "signed") for title, entry in shown]
+        return overlay_grid(self.display_image, overlays, colormap=self.colormap,
+                            opacity=self.opacity, clip_percentile=self.clip_percentile,
+                            threshold=self.threshold)
 
     def save_png(self, path: str | pathlib.Path, dpi: int = 150) -> pathlib.Path:
         """Write :meth:`to_figure` to ``path`` as PNG and return the path."""
@@ -242,26 +287,10 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         worker = self.__dict__.get("_worker")  # absent when __init__ raised early
         if worker is not None:
             worker.close()
-        for panel in list(self.__dict__.get("_slots", {}).values()):
-            panel.close()
+        board = self.__dict__.get("_board")
+        if board is not None:
+            board.close()
         super().close()
-
-    def _ipython_display_(self) -> None:
-        # sw.show() displays the widget and returns it; when that call ends a cell, IPython would
-        # display the returned widget a second time. Skip exactly that one display.
-        from IPython import get_ipython
-        from IPython.display import display
-
-        ip = get_ipython()
-        count = getattr(ip, "execution_count", None)
-        if self._suppress_display_at is not None and self._suppress_display_at == count:
-            self._suppress_display_at = None
-            return
-        data = self._repr_mimebundle_()
-        if isinstance(data, tuple):
-            display(data[0], metadata=data[1], raw=True)
-        elif data:
-            display(data, raw=True)
 
     # -- validation ----------------------------------------------------------------------------
     def _check_class(self, value: int | None, what: str) -> None:
@@ -272,21 +301,23 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
 
     @t.validate("target")
     def _valid_target(self, proposal: dict[str, Any]) -> int:
-        self._check_class(proposal["value"], "target")
-        return proposal["value"]
+        value: int = proposal["value"]
+        self._check_class(value, "target")
+        return value
 
     @t.validate("contrast")
     def _valid_contrast(self, proposal: dict[str, Any]) -> int | None:
-        self._check_class(proposal["value"], "contrast")
-        return proposal["value"]
+        value: int | None = proposal["value"]
+        self._check_class(value, "contrast")
+        return value
 
     @t.validate("methods_selected")
     def _valid_methods(self, proposal: dict[str, Any]) -> list[str]:
         out: list[str] = []
         for name in proposal["value"]:
-            if name not in METHODS:
+            if name not in self._board.slots:
                 try:
-                    METHODS.get(name)  # raises with a "did you mean"
+                    describe_method(name)  # raises with a "did you mean"
                 except SaliencyError as err:
                     raise t.TraitError(str(err)) from None
             if name not in out:
@@ -295,7 +326,7 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
 
     @t.validate("colormap")
     def _valid_colormap(self, proposal: dict[str, Any]) -> str:
-        name = proposal["value"]
+        name: str = proposal["value"]
         if not known_colormap(name):
             import matplotlib
 
@@ -306,9 +337,9 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
 
     @t.validate("params")
     def _valid_params(self, proposal: dict[str, Any]) -> dict[str, Any]:
-        value = proposal["value"]
+        value: dict[str, Any] = proposal["value"]
         for method, given in value.items():
-            if method not in METHODS or not isinstance(given, dict):
+            if method not in self._board.slots or not isinstance(given, dict):
                 raise t.TraitError(f"params must map method names to dicts of parameters, got "
                                    f"{method!r}: {given!r}")
         return value
@@ -338,12 +369,8 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         elif name == "target" and self.contrast_mode == "runner_up":
             self._set_contrast(self._runner_up())
         elif name == "methods_selected":
-            dropped = set(change["old"] or ()) - set(new)
             # toggling a method off and on again asks for it afresh
-            for key in [*self._errors, *self._cancelled]:
-                if key.method in dropped:  # type: ignore[attr-defined]
-                    self._errors.pop(key, None)
-                    self._cancelled.discard(key)
+            self._board.forget(set(change["old"] or ()) - set(new))
         self._refresh()
 
     def _set_contrast(self, value: int | None) -> None:
@@ -357,90 +384,54 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         """The best class other than the target, under the current weights."""
         return self._prediction.runner_up(int(self.target))[0]
 
-    def _plan(self, method: str) -> tuple[PanelKey, dict[str, Any]]:
-        """The cache key of ``method`` under the current selection, and its engine arguments."""
-        from ..api import check_params
-
-        spec = METHODS.get(method)
-        given = dict(self.params.get(method, {}))
-        layer = given.pop("layer", None) or None
-        typed = {k: coerce(spec.defaults, method, k, v) for k, v in given.items()}
-        full = check_params(spec, typed)  # fills defaults: equal settings share a cache key
-        contrast = None if self.contrast_mode == "none" else self.contrast
-        key = PanelKey(method=method, params=freeze(full), layer=layer, target=int(self.target),
-                       contrast=contrast, model=(self._fingerprint, self._epoch))
-        # the engine resolves the runner-up itself, from the weights it explains
-        engine_contrast = "runner_up" if self.contrast_mode == "runner_up" else contrast
-        kwargs = {"method": method, "target": int(self.target), "contrast": engine_contrast,
-                  "layer": layer, **typed}
-        return key, kwargs
-
-    def _check_model(self) -> None:
-        """Re-predict when the weights changed since the last look (a cell trained the model)."""
+    def _check_model(self) -> int:
+        """Re-predict when the weights changed since the last look (a cell trained the model);
+        return the weights' fingerprint."""
         now = fingerprint(self._model)
         if now == self._fingerprint:
-            return
+            return now
         self._prediction = self._predict()
         self._fingerprint = now
         with self.hold_sync():
             self.predictions = self._top_predictions()
             if self.contrast_mode == "runner_up":
                 self._set_contrast(self._runner_up())
+        return now
 
     def _refresh(self, schedule: bool = True) -> None:
         """Show every selected panel from its pinned result or the cache; queue what is missing."""
         if not self._ready:
             return
         with self._sync_lock:
-            self._check_model()
-            jobs: list[Job] = []
-            panels: list[Panel] = []
+            weights = self._check_model()
+            selection = Selection(params=self.params, target=int(self.target),
+                                  contrast_mode=self.contrast_mode, contrast=self.contrast,
+                                  model=(weights, self._epoch))
+            planned = []
             for method in self.methods_selected:
-                panel = self._slot(method)
-                panels.append(panel)
                 try:
-                    key, kwargs = self._plan(method)
+                    key, kwargs = plan(selection, method, self._registry)
+                    planned.append(Planned(method, key, kwargs))
                 except SaliencyError as err:
-                    panel.show(None, "error", "", error=str(err))
-                    continue
-                objective = self._objective(key)
-                entry = panel.pinned(key) or self._cache.get(key)
-                if entry is not None:
-                    panel.show(key, "ready", objective, entry=entry)
-                elif key in self._errors:
-                    panel.show(key, "error", objective, error=self._errors[key])
-                elif key in self._cancelled:
-                    panel.show(key, "cancelled", objective)
-                else:
-                    panel.show(key, "computing", objective)
-                    jobs.append(self._job(key, kwargs))
-            for method in set(self._slots) - set(self.methods_selected):
-                self._slots.pop(method).close()
+                    planned.append(Planned(method, error=str(err)))
+            layout = self._board.lay_out(planned, self._objective)
             if schedule:
+                jobs = [self._job(p.key, p.kwargs) for p in layout.missing if p.key is not None]
+                for extra in self._extras:  # e.g. metric badges: after the maps
+                    jobs += extra.jobs(layout)
                 self._worker.schedule(jobs)
-            computing = [p for p in panels if p.state == "computing"]
-            failed = [p for p in panels if p.state == "error"]
             with self.hold_sync():
-                if self.panels != panels:
-                    self.panels = panels
-                self.error = "\n".join(f"{p.label}: {p.error}" for p in failed)
-                self.status = "computing" if computing else "error" if failed else "idle"
-                if not computing:
+                if self.panels != layout.panels:
+                    self.panels = layout.panels
+                self.error = layout.error
+                self.status = layout.status
+                self.message = layout.message
+                if layout.status != "computing":
                     self.progress = 0.0
-                    self.message = ""
-                else:
-                    self.message = f"computing {', '.join(p.label for p in computing)}"
-
-    def _slot(self, method: str) -> Panel:
-        panel = self._slots.get(method)
-        if panel is None:
-            panel = self._slots[method] = Panel(method, METHODS.get(method).label,
-                                                sync_lock=self._sync_lock)
-        return panel
 
     def _job(self, key: PanelKey, kwargs: dict[str, Any]) -> Job:
         run = explain_job(self._model, self._prepared, kwargs, seed=self._seed,
-                          output=self._output, label=METHODS.get(key.method).label)
+                          output=self._output, label=self._board.label(key.method))
         return Job(key=key, run=run, on_done=self._job_done, on_error=self._job_failed,
                    on_cancelled=self._job_cancelled, on_progress=self._job_progress)
 
@@ -455,17 +446,14 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
                         target=record.target[0], contrast=contrast,
                         model=(weights, key.model[1]))
         with self._sync_lock:
-            self._cache.put(done, entry)
-            panel = self._slots.get(done.method)
-            if panel is not None:  # pinned: shown even if the cache could not keep it
-                panel.result = (done, entry)
+            self._board.done(done, entry)  # pinned: shown even if the cache cannot keep it
         self._refresh()
 
     def _job_failed(self, key: Hashable, err: BaseException) -> None:
-        label = METHODS.get(key.method).label  # type: ignore[attr-defined]
+        label = self._board.label(key.method)  # type: ignore[attr-defined]
         text = f"{type(err).__name__}: {err}" if not isinstance(err, SaliencyError) else str(err)
         with self._sync_lock:
-            self._errors[key] = text
+            self._board.errors[key] = text
         self._refresh(schedule=False)
         self._warn(f"saliency widget: {label} failed: {text}")
 
@@ -477,7 +465,7 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
         if now - self._last_progress < 0.1 and done < total:
             return
         self._last_progress = now
-        label = METHODS.get(key.method).label  # type: ignore[attr-defined]
+        label = self._board.label(key.method)  # type: ignore[attr-defined]
         with self.hold_sync():
             self.progress = done / total if total else 0.0
             self.message = f"computing {label}: {done}/{total}"
@@ -516,13 +504,15 @@ class SaliencyWidget(LockedSync, anywidget.AnyWidget):
                 for i, v in zip(p.top_classes[0].tolist(), p.top_probs[0].tolist())]
 
     def _describe_methods(self) -> list[dict[str, Any]]:
-        layers = layer_choices(self._model)
+        """The registry, with the model's layers as the choices of every ``layer`` parameter."""
+        layers = list_layers(self._model)
         out = []
-        for desc in list_methods():
+        for desc in self._registry.values():
             desc = jsonable(desc)
-            if desc.get("uses_layer"):
-                desc["params"] = {**desc["params"], "layer": None}
-                desc["choices"] = {**desc["choices"], "layer": layers}
+            for name, p in desc["parameters"].items():
+                if p["type"] == "layer":
+                    p["choices"] = layers
+                    desc["choices"] = {**desc["choices"], name: layers}
             out.append(desc)
         return out
 
@@ -560,15 +550,5 @@ def show(model: nn.Module, image: Any, *, preprocess: Callable[[Any], Any] | Non
         ``output`` (which model output holds the logits), ``seed``, and the display options
         ``colormap``, ``opacity``, ``sign``, ``clip_percentile``, ``threshold``.
     """
-    widget = SaliencyWidget(model, image, preprocess=preprocess, labels=labels, methods=methods,
-                            mean=mean, std=std, **options)
-    try:
-        from IPython import get_ipython
-        from IPython.display import display
-    except ImportError:  # pragma: no cover - IPython comes with ipywidgets
-        return widget
-    ip = get_ipython()
-    if ip is not None and getattr(ip, "kernel", None) is not None:
-        display(widget)
-        widget._suppress_display_at = getattr(ip, "execution_count", None)
-    return widget
+    return shown(SaliencyWidget(model, image, preprocess=preprocess, labels=labels,
+                                methods=methods, mean=mean, std=std, **options))

@@ -30,7 +30,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def _missing() -> str | None:
     if not Path(CHROMIUM).exists():
         return f"{CHROMIUM} is missing (apt-get install chromium)"
-    for module in ("playwright", "jupyterlab", "notebook", "nbconvert", "ipykernel"):
+    for module in ("playwright", "jupyterlab", "notebook", "nbconvert", "ipykernel", "marimo"):
         if importlib.util.find_spec(module) is None:
             return f"python package {module!r} is missing (pip install -e '.[test]')"
     if not (REPO / "saliency_widgets" / "static" / "widget.js").exists():

@@ -1,23 +1,53 @@
 import { h, on } from "../dom";
-import { listen, update, type WidgetModel } from "../model";
+import { listen, update, type MethodInfo, type WidgetModel } from "../model";
 
-/** One toggle per registered method, built from the registry Python sends: a new method
- *  appears here without any JS change. */
+/** How the registry's families are shown, in this order; an unknown family comes last, as is. */
+const FAMILIES: [string, string][] = [
+  ["gradient", "gradients"],
+  ["smoothing", "smoothing"],
+  ["path", "path integrals"],
+  ["relevance", "relevance rules"],
+  ["cam", "CAM"],
+  ["perturbation", "perturbation"],
+  ["region", "regions"],
+  ["surrogate", "surrogates"],
+  ["transformer", "transformers"],
+];
+
+/** The methods grouped by family, families in FAMILIES' order, methods in registry order. */
+export function groupByFamily(methods: MethodInfo[]): { family: string; label: string; methods: MethodInfo[] }[] {
+  const order = new Map(FAMILIES.map(([f], i) => [f, i] as const));
+  const groups = new Map<string, MethodInfo[]>();
+  for (const m of methods) groups.set(m.family, [...(groups.get(m.family) ?? []), m]);
+  return [...groups.entries()]
+    .sort(([a], [b]) => (order.get(a) ?? order.size) - (order.get(b) ?? order.size))
+    .map(([family, list]) => ({ family, label: FAMILIES.find(([f]) => f === family)?.[1] ?? family, methods: list }));
+}
+
+/** One toggle per registered method, built from the registry Python sends and grouped by
+ *  family: a new method appears here without any JS change. */
 export function methodToggles(model: WidgetModel, parent: HTMLElement): () => void {
   const row = h("div", { class: "sw-toggles", role: "group", "aria-label": "methods" });
   parent.append(row);
   const build = () => {
     row.replaceChildren(
-      ...(model.get("methods") ?? []).map((m) =>
-        h("button", {
-          type: "button",
-          class: "sw-toggle",
-          "data-testid": "method-toggle",
-          "data-method": m.name,
-          "aria-pressed": "false",
-          title: m.doc,
-          text: m.label,
-        }),
+      ...groupByFamily(model.get("methods") ?? []).map((g) =>
+        h(
+          "span",
+          { class: "sw-family", "data-family": g.family },
+          h("span", { class: "sw-family-label", text: g.label }),
+          ...g.methods.map((m) =>
+            h("button", {
+              type: "button",
+              class: "sw-toggle",
+              "data-testid": "method-toggle",
+              "data-method": m.name,
+              "aria-pressed": "false",
+              title: m.doc,
+              text: m.label,
+            }),
+          ),
+        ),
       ),
     );
     pressed();
