@@ -63,13 +63,34 @@ def _set(path: tuple[str, ...], value: Any) -> None:
     setattr(obj, path[-1], value)
 
 
-def _new_api() -> bool:
+def _probe_new_api() -> bool:
     try:
         _get(("cuda", "matmul", "fp32_precision"))
         _get(("cudnn", "conv", "fp32_precision"))
         return True
     except (AttributeError, RuntimeError):
         return False
+
+
+_HAS_NEW_API = _probe_new_api()
+
+
+def _new_api() -> bool:
+    return _HAS_NEW_API
+
+
+def _read(keys: Any) -> dict[str, Any]:
+    """The current values of the switches ``keys`` (snapshot keys)."""
+    out = {}
+    for key in keys:
+        if key == "matmul":
+            out[key] = torch.get_float32_matmul_precision()
+        else:
+            try:
+                out[key] = _get(tuple(key.split(".")))
+            except (AttributeError, RuntimeError):
+                out[key] = None
+    return out
 
 
 def snapshot() -> dict[str, Any]:
@@ -159,8 +180,8 @@ def switches(precision: str, device: torch.device | str) -> Iterator[None]:
             while sw.holders and sw.wanted != wanted:
                 sw.cond.wait()
             if not sw.holders:
-                state = snapshot()
-                sw.saved = None if _satisfied(state, wanted) else state
+                # usually the switches are already right: read only those first
+                sw.saved = None if _satisfied(_read(wanted), wanted) else snapshot()
                 if sw.saved is not None:
                     _apply(wanted)
                 sw.wanted = wanted

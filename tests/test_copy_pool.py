@@ -161,3 +161,53 @@ def test_the_pool_is_bounded():
     for m in models:
         gradient(m)
     assert len(copy_mod._POOL) <= copy_mod._POOL_SIZE
+
+
+class FunctionalReLU(nn.Module):
+    """One ReLU module and a second ReLU, functional or (``functional=False``) a module."""
+
+    def __init__(self, functional: bool = True) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.act = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.act2 = None if functional else nn.ReLU()
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv2(self.act(self.conv(x)))
+        h = torch.nn.functional.relu(h) if self.act2 is None else self.act2(h)
+        return self.head(h.mean((2, 3)))
+
+
+@pytest.mark.parametrize("method", ["guided_backprop", "guided_grad_cam"])
+def test_guided_relus_by_module_hooks_equal_the_mode(method):
+    """After a first guided call (under the mode, which checks every ReLU call comes from an
+    nn.ReLU module), calls of the same copy guide by module hooks: the same map exactly."""
+    from saliency_widgets.model import hooks
+    model = net()
+    kw = {"layer": "conv"} if method == "guided_grad_cam" else {}
+    first = sw.attribute(model, X, [0, 1], method=method, **kw)
+    with explainable(model) as copy:
+        assert hooks._MODULE_RELUS_ONLY.get(copy) is True
+    second = sw.attribute(model, X, [0, 1], method=method, **kw)
+    torch.testing.assert_close(second.values, first.values, rtol=0, atol=0)
+    plain = sw.attribute(model, X, [0, 1], method="gradient")
+    assert not torch.equal(plain.values, first.values)  # guided, not the plain gradient
+
+
+def test_a_functional_relu_keeps_the_mode():
+    from saliency_widgets.model import hooks
+    model = FunctionalReLU().eval()
+    first = sw.attribute(model, X, [0, 1], method="guided_backprop")
+    with explainable(model) as copy:
+        assert not hooks._MODULE_RELUS_ONLY.get(copy, False)
+    second = sw.attribute(model, X, [0, 1], method="guided_backprop")
+    torch.testing.assert_close(second.values, first.values, rtol=0, atol=0)
+    # the functional ReLU is guided like a module one: a twin with modules only (module hooks
+    # from its second call on) gives the same map
+    twin = FunctionalReLU(functional=False).eval()
+    for _ in range(2):
+        torch.testing.assert_close(sw.attribute(twin, X, [0, 1], method="guided_backprop").values,
+                                   first.values, rtol=0, atol=0)

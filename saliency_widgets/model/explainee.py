@@ -23,6 +23,7 @@ the derivative follows the network rather than the rules (``rewrite.py``).
 from __future__ import annotations
 
 import warnings
+import weakref
 from typing import Any, Callable
 
 import torch
@@ -42,6 +43,10 @@ from .objective import Objective
 from .rewrite import RewriteMode, rewritten_pass
 
 OutputSelector = Callable[[Any], torch.Tensor] | str | int | None
+
+# Per copy of a model: the layers resolved from a name or from None (see Explainee._resolve).
+_RESOLVED: weakref.WeakKeyDictionary[nn.Module, dict[str | None, ResolvedLayer]] = \
+    weakref.WeakKeyDictionary()
 
 
 def select_output(out: Any, selector: OutputSelector) -> torch.Tensor:
@@ -211,6 +216,10 @@ class Explainee:
             plain, out, leaf = rewritten_pass(mode, keep, forward or self.logits, xb)
         return plain, out, leaf, keep
 
+    def _plain_model(self) -> nn.Module | None:
+        """The model for guided ReLUs by module hooks, or None (the mode: differentiable maps)."""
+        return None if self.differentiable else self.model
+
     def _row_index(self, n: int, rows: torch.Tensor | None, device: torch.device
                    ) -> torch.Tensor:
         return torch.arange(n, device=device) if rows is None else rows
@@ -231,7 +240,7 @@ class Explainee:
                 warn_no_relu()
             return s, g
         xb = self._grad_input(xb)
-        with torch.enable_grad(), guided_relus(guided) as mode:
+        with torch.enable_grad(), guided_relus(guided, self._plain_model()) as mode:
             s = self._scores(self.logits(xb), rows, original)
         if mode is not None and mode.calls == 0:
             warn_no_relu()
@@ -286,7 +295,14 @@ class Explainee:
         def probe() -> None:
             with torch.no_grad():
                 self.model(probe_input[:1])
-        return resolve_layer(spec, self.original, self.model, probe)
+        if spec is not None and not isinstance(spec, str):
+            return resolve_layer(spec, self.original, self.model, probe)
+        # A name or the automatic choice resolves the same way for as long as our copy of the
+        # model lives (the pool rebuilds it when the module tree changes): look it up once.
+        known = _RESOLVED.setdefault(self.model, {})
+        if spec not in known:
+            known[spec] = resolve_layer(spec, self.original, self.model, probe)
+        return known[spec]
 
     def layer(self, probe_input: torch.Tensor) -> ResolvedLayer:
         """The resolved layer (probing the model once with ``probe_input[:1]`` if needed)."""
@@ -339,7 +355,7 @@ class Explainee:
         # Differentiable maps keep the activation in the input's graph (the map depends on x
         # through it); otherwise the graph starts at the layer, cheaper.
         keep = with_input_grad or (self.differentiable and xb.requires_grad)
-        with torch.enable_grad(), guided_relus(guided) as mode, \
+        with torch.enable_grad(), guided_relus(guided, self._plain_model()) as mode, \
                 capture_layer(layer.module, "keep" if keep else "cut", layer.name,
                               mode) as cap:
             s = self._scores(self.logits(xb), rows, original)
@@ -573,16 +589,20 @@ class Explainee:
         return [torch.zeros_like(a) if g is None else g for a, g in zip(mine, grads)]
 
     def warn_if_blank(self, grads: torch.Tensor, rows: torch.Tensor, what: str) -> None:
-        """Warn when a layer's gradients vanish for an example that is not a self-contrast."""
-        blank = (grads.flatten(1) == 0).all(1) & ~self.objective.self_contrast()[rows]
+        """Warn when a layer's gradients vanish for an example that is not a self-contrast
+        (judged at :meth:`settle`, so the device is not waited for here)."""
+        blank = grads.flatten(1).any(1).logical_not()
         name = self._layer.name if self._layer else "?"
 
         def warn() -> None:
-            idx = rows[blank].tolist()
+            hit = blank & ~self.objective.self_contrast()[rows]
+            if not bool(hit.any()):
+                return
+            idx = rows[hit].tolist()
             warnings.warn(f"{what}: the gradients at layer {name} are all zero for example(s) "
                           f"{idx}, so the map is blank. The output may not depend on this layer "
                           f"(e.g. a ViT's last block, whose patch tokens the head ignores); pass "
-                          f"another layer=", SaliencyWarning, stacklevel=6)
+                          f"another layer=", SaliencyWarning, stacklevel=7)
         self.later(blank.any(), warn, warning=True)
 
     def with_rows(self, index: torch.Tensor) -> Explainee:
