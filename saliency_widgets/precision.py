@@ -17,6 +17,7 @@ need the same ones run together.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -81,7 +82,7 @@ def _new_api() -> bool:
 
 def _read(keys: Any) -> dict[str, Any]:
     """The current values of the switches ``keys`` (snapshot keys)."""
-    out = {}
+    out: dict[str, Any] = {}
     for key in keys:
         if key == "matmul":
             out[key] = torch.get_float32_matmul_precision()
@@ -104,10 +105,8 @@ def snapshot() -> dict[str, Any]:
     if _new_api():
         state: dict[str, Any] = {}
         for path in _NEW_API:
-            try:
+            with contextlib.suppress(AttributeError, RuntimeError):  # a switch this torch lacks
                 state[".".join(path)] = _get(path)
-            except (AttributeError, RuntimeError):
-                pass
         return state
     return {"matmul": torch.get_float32_matmul_precision(),
             "cuda.matmul.allow_tf32": torch.backends.cuda.matmul.allow_tf32,

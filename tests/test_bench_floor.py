@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "benchmarks"))
-from _floor import ModelInfo, Passes, Recipe, Term, recipe, windows  # noqa: E402
+from _floor import ModelInfo, Passes, Recipe, Term, recipe, windows
 
 
 class Net(nn.Module):

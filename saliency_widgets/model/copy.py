@@ -148,7 +148,7 @@ def _all_modules(model: nn.Module) -> list[nn.Module]:
 
 
 # id(model) → (weak reference to the model, a copy not in use). At most _POOL_SIZE models.
-_POOL: "OrderedDict[int, tuple[weakref.ref, _Copy]]" = OrderedDict()
+_POOL: OrderedDict[int, tuple[weakref.ref, _Copy]] = OrderedDict()
 _POOL_LOCK = threading.Lock()
 _POOL_SIZE = 4
 # Copies of models that died while the pool was locked (a weakref callback may run inside the
@@ -187,7 +187,11 @@ def _take(model: nn.Module) -> _Copy:
 
 def _give_back(model: nn.Module, entry: _Copy) -> None:
     key = id(model)
-    ref = weakref.ref(model, lambda r, key=key: _forget(key, r))
+
+    def died(ref: weakref.ref, key: int = key) -> None:
+        _forget(key, ref)
+
+    ref = weakref.ref(model, died)
     with _POOL_LOCK:
         if key not in _POOL:  # else a concurrent call already returned one
             _POOL[key] = (ref, entry)

@@ -240,9 +240,9 @@ class Explainee:
                 warn_no_relu()
             return s, g
         xb = self._grad_input(xb)
-        with torch.enable_grad(), guided_relus(guided, self._plain_model()) as mode:
+        with torch.enable_grad(), guided_relus(guided, self._plain_model()) as guide:
             s = self._scores(self.logits(xb), rows, original)
-        if mode is not None and mode.calls == 0:
+        if guide is not None and guide.calls == 0:
             warn_no_relu()
         with torch.enable_grad():  # create_graph records the backward pass itself
             (g,) = torch.autograd.grad(s.sum(), xb, create_graph=self.differentiable)
