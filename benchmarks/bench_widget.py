@@ -10,7 +10,9 @@ kernel imports that checkout's package (``PYTHONPATH``) and the script measures,
   target each time (the map is computed in the kernel);
 * toggle → pixels, cached: the same panel toggled off and on again;
 * a display change at 1024²: opacity with two panels, in Notebook 7 (no kernel round trip);
-* wheel → redraw at 1024².
+* wheel → redraw at 1024²;
+* the explorer (where the checkout has ``sw.explore``): a page change and a sort on a synthetic
+  50 000-row audit store.
 
 The DOM is observed, never instrumented: a MutationObserver sees the canvas get its
 ``data-drawn`` id (toggles) or its ``data-zoom`` (wheel); a display change is done when every
@@ -40,6 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
 
 from lab_harness import jupyter_server, launch_chromium, notebook, notebook_page  # noqa: E402
+from test_explorer import JS_CLICK_TO_GALLERY, JS_SORT_TO_GALLERY  # noqa: E402
 from test_widget_browser import (JS_RESTYLE_TIME, JS_TOGGLE_TO_PIXELS,  # noqa: E402
                                  JS_ZOOM_FRAME_TIME, NB7_OPEN, SETUP)
 
@@ -53,7 +56,8 @@ def state():
                       "panels": [[_pv(p, "method"), _pv(p, "state")] for p in w.panels]}))
 '''
 OPEN = 'w = sw.show(model, image, labels=labels, methods=("grad_cam",), mean=MEAN, std=STD)'
-READY = f"() => document.querySelector('.saliency-widget [data-testid=panel][data-method=grad_cam] canvas[data-drawn]')"
+READY = ("() => document.querySelector('.saliency-widget [data-testid=panel]"
+         "[data-method=grad_cam] canvas[data-drawn]')")
 
 
 def _poll(nb, ok, timeout: float = 120.0) -> dict:
@@ -74,7 +78,8 @@ def toggles(browser, base: str, root: Path, trials: int) -> dict[str, list[float
         nb.run(1)
         nb.page.wait_for_function(READY, timeout=180_000)
         _poll(nb, lambda s: s["status"] == "idle")
-        toggle = nb.page.locator(".saliency-widget [data-testid=method-toggle][data-method=gradient]")
+        toggle = nb.page.locator(".saliency-widget [data-testid=method-toggle]"
+                                 "[data-method=gradient]")
         uncached, cached = [], []
         for k in range(trials):
             nb.python(f"w.target = {(top + 7 * (k + 1)) % 1000}; w.wait(); state()")
@@ -92,16 +97,47 @@ def display_1024(browser, base: str, root: Path, trials: int) -> dict[str, list[
     with notebook_page(browser, f"{base}/notebooks/nb7.ipynb", keep=lambda e: False) as nb:
         nb.run(0)
         nb.run(1)
-        nb.page.locator(".saliency-widget [data-testid=method-toggle][data-method=grad_cam]").click()
+        nb.page.locator(".saliency-widget [data-testid=method-toggle]"
+                        "[data-method=grad_cam]").click()
         _poll(nb, lambda s: s["status"] == "idle" and len(s["panels"]) == 2
               and all(p[1] == "ready" for p in s["panels"]))
         nb.page.wait_for_function(
-            "() => document.querySelectorAll('.saliency-widget [data-testid=panel] canvas[data-drawn]').length === 2",
+            "() => document.querySelectorAll("
+            "'.saliency-widget [data-testid=panel] canvas[data-drawn]').length === 2",
             timeout=180_000)
         restyle = [nb.page.evaluate(JS_RESTYLE_TIME, 0.3 if i % 2 == 0 else 0.6)
                    for i in range(trials)]
         zoom = nb.page.evaluate(JS_ZOOM_FRAME_TIME, trials)["times"]
     return {"opacity_1024_ms": restyle, "wheel_1024_ms": zoom}
+
+
+EXPLORER = r'''
+import tempfile
+import saliency_widgets as sw
+if hasattr(sw, "explore"):
+    from saliency_widgets.audit import synthetic_audit
+    big = synthetic_audit(tempfile.mkdtemp() + "/store", 50_000)
+    eb = sw.explore(big, page_size=24)
+    print("EXPLORER", len(big))
+else:
+    print("NO EXPLORER")
+'''
+
+
+def explorer(browser, base: str, root: Path, trials: int) -> dict[str, list[float]]:
+    (root / "explorer.ipynb").write_text(json.dumps(notebook([EXPLORER])))
+    with notebook_page(browser, f"{base}/lab/tree/explorer.ipynb") as nb:
+        if "NO EXPLORER" in nb.run(0, timeout_ms=300_000):
+            return {}
+        ex = nb.page.locator(".saliency-explorer").first
+        ex.locator("[data-testid=gallery-item]").first.wait_for(timeout=120_000)
+        root_el = ex.element_handle()
+        pages = [nb.page.evaluate(JS_CLICK_TO_GALLERY, [root_el, "[data-testid=page-next]"])
+                 for _ in range(trials)]
+        columns = ("loss", "confidence", "idx")
+        sorts = [nb.page.evaluate(JS_SORT_TO_GALLERY, [root_el, columns[i % 3]])
+                 for i in range(trials)]
+    return {"explorer_page_ms": pages, "explorer_sort_ms": sorts}
 
 
 def measure(path: Path, trials: int) -> dict:
@@ -113,6 +149,7 @@ def measure(path: Path, trials: int) -> dict:
         try:
             out = toggles(browser, base, root, trials)
             out.update(display_1024(browser, base, root, trials))
+            out.update(explorer(browser, base, root, trials))
         finally:
             browser.close()
     return out
@@ -163,10 +200,14 @@ def main(argv: list[str] | None = None) -> int:
     names = {"toggle_uncached_ms": "toggle → pixels, uncached (resnet18, 224²)",
              "toggle_cached_ms": "toggle → pixels, cached",
              "opacity_1024_ms": "opacity change → pixels, 1024², 2 panels",
-             "wheel_1024_ms": "wheel → redraw, 1024²"}
+             "wheel_1024_ms": "wheel → redraw, 1024²",
+             "explorer_page_ms": "explorer: page change, 50 000 rows",
+             "explorer_sort_ms": "explorer: sort, 50 000 rows"}
     for key, name in names.items():
-        cells = [f"{medians[lab][key]:.1f}" for lab in labels]
-        verdict = (" | " + judge(medians[labels[0]][key], medians[labels[-1]][key])
+        cells = [f"{medians[lab][key]:.1f}" if key in medians[lab] else "—" for lab in labels]
+        both = all(key in medians[lab] for lab in (labels[0], labels[-1]))
+        verdict = (" | " + (judge(medians[labels[0]][key], medians[labels[-1]][key]) if both
+                            else "new")
                    if len(labels) > 1 else "")
         rows.append(f"| {name} | " + " | ".join(cells) + verdict + " |")
     md = [f"# The widget's browser timings ({', '.join(labels)})", "",

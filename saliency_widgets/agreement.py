@@ -17,7 +17,7 @@ import torch
 from . import api as _api  # noqa: F401  (registers every metric)
 from ._types import Attribution, MetricResult
 from .errors import SaliencyError
-from .metrics._common import MetricContext
+from .metrics._common import MetricContext, pixel_map
 from .registry import METRICS
 
 AGREEMENT = ("pointing_game", "relevance_mass", "relevance_rank", "top_k_iou")
@@ -27,8 +27,8 @@ Maps = Attribution | torch.Tensor
 
 
 def _as_masks(masks: Any, B: int, H: int, W: int, device: torch.device) -> torch.Tensor:
-    if isinstance(masks, np.ndarray):
-        masks = torch.from_numpy(masks)
+    if isinstance(masks, np.ndarray):  # a read-only array (the widget's expert_mask) is copied
+        masks = torch.from_numpy(masks if masks.flags.writeable else masks.copy())
     if not isinstance(masks, torch.Tensor):
         raise SaliencyError(f"masks must be a (B, H, W) or (H, W) bool tensor or array, got "
                             f"{type(masks).__name__}")
@@ -82,6 +82,17 @@ def _one(values: torch.Tensor, masks: Any, chosen: dict[str, dict[str, Any]]
             params={**full, **mc.resolved}, extras=dict(mc.extras),
             seconds=time.perf_counter() - started)
     return out
+
+
+def undefined(attributions: Maps, masks: Any, reduction: str = "sum") -> torch.Tensor:
+    """Return ``(B,)`` bool: where every agreement metric is NaN (with a warning): an empty mask,
+    or a map that is constant after the channel ``reduction``. A caller that scores live (the
+    widget, at every stroke) skips those examples instead of warning each time."""
+    values = _values(attributions, "attributions")
+    B, _, H, W = values.shape
+    m = pixel_map(values, reduction).flatten(1)
+    empty = ~_as_masks(masks, B, H, W, values.device).flatten(1).any(1)
+    return (empty | (m.amax(1) == m.amin(1))).cpu()
 
 
 def agreement(attributions: Maps | Mapping[str, Maps], masks: Any, *,

@@ -453,3 +453,14 @@ def _explainer_on(record: Attribution | None, explain: Callable | None,
                              cancel=cancel, output=output, progress=progress, **call).values
         return on
     return None
+
+
+def attack(model: nn.Module, x: torch.Tensor, **kwargs: Any) -> Any:
+    """Return ``sw.attack(model, x, **kwargs)``, an ``sw.AttackResult`` (``attacks/attack.py``).
+
+    The widget reaches the attacks through the API. ``attacks/`` is built on this module
+    (``attribute``, ``attribute_graph``), so it is imported when called, not at the top.
+    """
+    from .attacks import attack as run
+
+    return run(model, x, **kwargs)

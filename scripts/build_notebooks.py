@@ -321,6 +321,156 @@ def validation() -> list:
     ]
 
 
+ROUGH_BRUSH = """def rough_brush(mask, radius=3, dabs=10, seed=0):
+    \"\"\"A quick painted mask: round dabs of a brush at random points of the object, spilling
+    over its edges and missing bits of it, as a hurried stroke would.\"\"\"
+    rng = np.random.default_rng(seed)
+    ys, xs = np.nonzero(mask)
+    pick = rng.choice(len(ys), size=min(dabs, len(ys)), replace=False)
+    yy, xx = np.mgrid[:mask.shape[0], :mask.shape[1]]
+    out = np.zeros(mask.shape, bool)
+    for k in pick:
+        out |= (yy + 0.5 - ys[k] - 0.5) ** 2 + (xx + 0.5 - xs[k] - 0.5) ** 2 <= radius ** 2
+    return out"""
+
+
+def redteam() -> list:
+    return [
+        md("# Red-teaming and expert alignment",
+           "",
+           "Two questions before trusting a map: can it be moved a lot while the prediction stays "
+           "put (then it says little about *why* the model decided), and does it agree with where "
+           "an expert would look? Both on the bundled `shapes` model and a few held-out images; "
+           "`scripts/redteam_figures.py` measures the same on 32 images and more methods."),
+        code(SETUP,
+             "import numpy as np",
+             "",
+             "data = sw.demo.sample(4, seed=77)  # held out: the model never saw these seeds",
+             "print([CLASSES[int(c)] for c in data.labels])"),
+        md("## Can a map be fooled?",
+           "",
+           "`sw.attack` takes projected gradient steps in pixel space, within ±ε per pixel, that "
+           "move the map's mass out of its original top 5 % and its centre away (Ghorbani et al. "
+           "2019), rejecting any step that would change the predicted label. Every method gets "
+           "the same budget: ε = 8/255, 5 steps. Beside each attack, random ±ε sign noise of the "
+           "same size: a map that moves no more under attack than under noise is not fragile here.",
+           "",
+           "What is measured, per image, then averaged: the share of the original top 5 % pixels "
+           "still in the top 5 % (1 = unmoved), the Spearman rank correlation of |map| with the "
+           "original (1 = unmoved), and how far the centre of mass moved, in pixels."),
+        code("METHODS = {\"gradient\": {}, \"input_x_gradient\": {}, \"guided_backprop\": {},",
+             "           \"smoothgrad\": {\"samples\": 8}, \"integrated_gradients\": {\"steps\": 8},",
+             "           \"grad_cam\": {}, \"grad_cam_plusplus\": {}}",
+             "results = {name: sw.attack(model, data.x, method=name, params=params, epsilon=8 / 255,",
+             "                           steps=5, normalization=PIXELS)",
+             "           for name, params in METHODS.items()}",
+             "",
+             "print(f\"{'method':22} {'top-5% kept':>15} {'Spearman':>15} {'centre moved':>17} {'kept':>5}\")",
+             "print(f\"{'':22} {'attack / noise':>15} {'attack / noise':>15} {'attack / noise px':>17}\")",
+             "for name, r in results.items():",
+             "    s = r.summary()",
+             "    print(f\"{name:22} {s['top_k_intersection']:6.2f} / {s['noise_top_k_intersection']:.2f}\"",
+             "          f\" {s['spearman']:8.2f} / {s['noise_spearman']:.2f}\"",
+             "          f\" {s['com_distance']:9.1f} / {s['noise_com_distance']:.1f}   {s['kept']:.0%}\")"),
+        md("Reading it: the attack should move every map further than noise does, with every "
+           "label kept (checked on the model itself, independently of the attack's own rule). The "
+           "literature expects raw gradient maps to move more than smoothed ones (SmoothGrad "
+           "averages the gradient over noisy copies, so a small nudge changes it less). What the "
+           "numbers above say:"),
+        code("s = {name: r.summary() for name, r in results.items()}",
+             "fragile = [n for n in s if s[n][\"top_k_intersection\"] < s[n][\"noise_top_k_intersection\"]]",
+             "print(f\"moved further than noise: {len(fragile)} of {len(s)} methods\")",
+             "print(\"every label kept:\", all(bool(r.kept.all()) for r in results.values()))",
+             "g, sg = s[\"gradient\"][\"top_k_intersection\"], s[\"smoothgrad\"][\"top_k_intersection\"]",
+             "print(f\"gradient kept {g:.2f} of its top 5 %, SmoothGrad {sg:.2f}: \" + (",
+             "    \"the smoothed maps moved less, as the literature expects\" if sg > g else",
+             "    \"here the smoothed maps moved as much or more, unlike what the literature expects\"))",
+             "order = sorted(s, key=lambda n: s[n][\"top_k_intersection\"])",
+             "print(\"most to least moved:\", \", \".join(order))"),
+        md("The budget matters: the same attack on the gradient maps at ε = 1, 2, 4 and 8 / 255 "
+           "(one call), noise beside it."),
+        code("sweep = sw.attack_sweep(model, data.x, method=\"gradient\", steps=5, normalization=PIXELS)",
+             "for r in sweep:",
+             "    t = r.summary()",
+             "    print(f\"ε = {r.params['epsilon'] * 255:.0f}/255: top-5 % kept {t['top_k_intersection']:.2f}\"",
+             "          f\" (noise {t['noise_top_k_intersection']:.2f})\")"),
+        md("### In the widget",
+           "",
+           "Each panel has an **attack** button (the budget, kind and steps are in the row above "
+           "the panels, `w.attack_settings` from Python). The attack runs in the background on "
+           "exactly the map the panel shows, with progress and a cancel button, and appears under "
+           "the panels: original and attacked picture and map side by side, the shift numbers "
+           "beside noise, and the perturbation amplified (its scale is stated). From Python:"),
+        code("w = sw.show(model, data.images[0], labels=CLASSES, methods=(\"gradient\", \"smoothgrad\"))",
+             "w.attack(\"gradient\", epsilon=8 / 255, steps=5)  # as the panel's button does",
+             "w.wait()",
+             "w.attack_results[\"gradient\"]"),
+        md("## Does the map agree with an expert?",
+           "",
+           "Press **paint mask** and drag over the object in any panel: the brush (its size in "
+           "model-input pixels, the same at any zoom), the eraser and the box paint the trait "
+           "`w.expert_mask`, and every panel shows its agreement with it, updated while you "
+           "paint: the pointing game (does the map's maximum fall on the mask?), relevance mass "
+           "(the share of positive relevance inside), relevance rank (the share of the top-|mask| "
+           "pixels inside) and the IoU of the map's top 10 % with the mask. `w.agreement` holds "
+           "the same numbers; they are `sw.evaluate`'s on that mask.",
+           "",
+           "Here the painting is done programmatically, on three images: a rough brush mask "
+           "(round dabs over the object, spilling over its edges), then the generator's exact "
+           "mask, to see how much a quick human mask changes the verdict."),
+        code(ROUGH_BRUSH),
+        code("AGREE = (\"gradient\", \"input_x_gradient\", \"smoothgrad\", \"grad_cam\")",
+             "painted, exact = [], []",
+             "for i in range(3):",
+             "    v = sw.show(model, data.images[i], labels=CLASSES, methods=AGREE)",
+             "    v.wait()",
+             "    v.expert_mask = rough_brush(data.masks[i].numpy(), seed=i)  # as if painted",
+             "    painted.append(v.agreement)",
+             "    v.expert_mask = data.masks[i].numpy()",
+             "    exact.append(v.agreement)",
+             "",
+             "def mean(rows, method, metric):",
+             "    vals = [r[method][metric] for r in rows if r[method][metric] is not None]",
+             "    return sum(vals) / len(vals) if vals else float(\"nan\")",
+             "",
+             "METRICS = (\"pointing_game\", \"relevance_mass\", \"relevance_rank\", \"top_k_iou\")",
+             "print(f\"{'method':18}\" + \"\".join(f\"{m:>24}\" for m in METRICS))",
+             "print(f\"{'':18}\" + \"\".join(f\"{'painted / exact':>24}\" for m in METRICS))",
+             "for method in AGREE:",
+             "    print(f\"{method:18}\" + \"\".join(",
+             "        f\"{mean(painted, method, m):>15.2f} / {mean(exact, method, m):.2f}\" for m in METRICS))"),
+        md("A rough mask both misses parts of the object and spills onto the background, so "
+           "it can move every score either way. What matters is whether it changes the verdict: "
+           "which method agrees best with the expert."),
+        code("for metric in METRICS[1:]:",
+             "    rank_p = sorted(AGREE, key=lambda m: -mean(painted, m, metric))",
+             "    rank_e = sorted(AGREE, key=lambda m: -mean(exact, m, metric))",
+             "    moved = [m for m in AGREE if mean(painted, m, metric) != mean(exact, m, metric)]",
+             "    print(f\"{metric}: best to worst with the painted masks {rank_p}; \"",
+             "          f\"{'the same order' if rank_p == rank_e else f'but {rank_e}'}\"",
+             "          f\" with the exact masks ({len(moved)} of {len(AGREE)} scores moved)\")"),
+        md("A painted mask is saved as a 1-bit PNG (lossless; it opens in any viewer and in "
+           "annotation tools) and loads back exactly:"),
+        code("v.expert_mask = rough_brush(data.masks[2].numpy(), seed=2)",
+             "v.save_mask(\"painted.png\")",
+             "print(\"round trip exact:\", np.array_equal(v.load_mask(\"painted.png\"), v.expert_mask))"),
+        md("`sw.agreement` computes the same numbers without a widget: the metrics read only the "
+           "map and the mask. On the widget's own maps it gives exactly `w.agreement`; for a batch "
+           "of images it scores them all at once (a batch's maps differ from one-image maps only "
+           "by float rounding in the batched convolutions, about 1e-7; SmoothGrad is left out "
+           "here because it draws its noise for the whole batch)."),
+        code("mine = sw.agreement({a.method: a for a in v.attributions}, v.expert_mask)",
+             "print(\"equal to w.agreement:\", all(mine[m][k].scores[0].item() == v.agreement[m][k]",
+             "                                   for m in AGREE for k in METRICS))",
+             "DETERMINISTIC = [m for m in AGREE if m != \"smoothgrad\"]",
+             "attrs = {m: sw.attribute(model, data.x[:3], method=m) for m in DETERMINISTIC}",
+             "batch = sw.agreement(attrs, data.masks[:3])",
+             "gap = max(abs(batch[m][k].scores[i].item() - exact[i][m][k]) for m in DETERMINISTIC",
+             "          for k in METRICS for i in range(3) if exact[i][m][k] is not None)",
+             "print(f\"batch against the widget's one-image numbers: largest difference {gap:.2g}\")"),
+    ]
+
+
 def auditing() -> list:
     return [
         md("# Auditing a model: a clever Hans across a data set",
@@ -464,7 +614,8 @@ def auditing() -> list:
 
 NOTEBOOKS = {"01_quickstart.ipynb": quickstart, "02_debugging_a_misclassification.ipynb": debugging,
              "03_teaching.ipynb": teaching, "04_validation.ipynb": validation,
-             "05_auditing_a_model.ipynb": auditing}
+             "05_auditing_a_model.ipynb": auditing,
+             "06_red_teaming_and_expert_alignment.ipynb": redteam}
 
 
 def main() -> None:

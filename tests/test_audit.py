@@ -231,6 +231,11 @@ class PilLike(Dataset):
         return object(), 0
 
 
+class NoLen(Dataset):
+    def __getitem__(self, i):
+        return torch.zeros(3, 8, 8), 0
+
+
 @pytest.mark.parametrize("bad, match", [
     (lambda d: DataLoader(TensorDataset(d.x, d.labels), shuffle=True), "order is not fixed"),
     (lambda d: Stream(), "IterableDataset"),
@@ -239,6 +244,7 @@ class PilLike(Dataset):
     (lambda d: (d.x, d.labels[:3]), "20 images but 3 labels"),
     (lambda d: (d.x[:, :, :32], d.labels, d.masks), "masks have shape"),
     (lambda d: PilLike(), "images must be tensors|could not be batched"),
+    (lambda d: NoLen(), r"NoLen\) has no len\(\)"),
     (lambda d: 42, "must be a Dataset"),
 ])
 def test_bad_data_is_refused_clearly(model, data, bad, match, tmp_path):

@@ -486,3 +486,36 @@ def test_a_cuda_model_is_explained_on_the_gpu(opened, monkeypatch):
     np.testing.assert_allclose(from_payload(w.panels[0].signed),
                                display_map(ref.values, "signed")[0], rtol=1e-3, atol=1e-6)
     assert next(model.parameters()).device.type == "cuda" and not model.training
+
+
+# -- parameters only Python can give ---------------------------------------------------------------
+def test_reference_sets_and_layer_lists_come_from_python(opened):
+    model = sw.demo.load_model("shapes")
+    data = sw.demo.sample(8, seed=7)
+    refs = data.x[4:7]
+    w = opened(model, data.images[3], methods=("deeplift_shap", "layer_cam"), references=refs,
+               params={"layer_cam": {"layer": ["features.3", "features.7"]}})
+    assert w.wait(60) and w.status == "idle", w.error
+    shap, lcam = w.attributions
+    ref = sw.attribute(model, w.model_input, w.target, method="deeplift_shap", references=refs)
+    torch.testing.assert_close(shap.values, ref.values)
+    assert lcam.layer == ("features.3", "features.7")
+    assert w.params == {}  # tensors and lists of layers stay in Python, never in the synced trait
+    note = next(m for m in w.methods if m["name"] == "deeplift_shap")["parameters"]["references"]
+    assert note["editable"] is False and note["note"].startswith("set from Python: a 3×3×64×64")
+    other = next(m for m in w.methods if m["name"] == "lrp")["parameters"]["bounds"]["note"]
+    assert other.startswith("Python only: sw.show(..., params={'lrp': {'bounds'")
+
+
+def test_editor_values_take_the_declared_types(opened):
+    w = opened(methods=("smoothgrad",))
+    w.params = {"smoothgrad": {"base": "grad_cam", "samples": "3", "layer": "2"}}
+    assert w.wait(60) and w.status == "idle", w.error
+    attr = w.attributions[0]
+    assert attr.layer == "2" and attr.params["samples"] == 3
+    smooth = next(m for m in w.methods if m["name"] == "smoothgrad")
+    assert smooth["parameters"]["layer"]["choices"] == sw.list_layers(w._model)
+    w.params = {"occlusion": {"incremental": "true", "window": "8"}}  # a select sends text
+    w.methods_selected = ["occlusion"]
+    assert w.wait(60) and w.status == "idle", w.error
+    assert w.attributions[0].params["window"] == (8, 8)

@@ -20,6 +20,9 @@ import { listen, type Model, type WidgetModel } from "./model";
 import { PanelSync, PanelView, viewSize, type Display, type Hover, type Scene } from "./panels";
 import { createStore, frameScheduler } from "./store";
 import { resetView, type ViewState } from "./viewport";
+import { attackRoom } from "./attack";
+import { agreementLines } from "./paint/agreement";
+import { paintRoom } from "./paint";
 import "./widget.css";
 
 function sceneOf(model: WidgetModel): Scene {
@@ -71,7 +74,9 @@ function mount(model: WidgetModel, el: HTMLElement): () => void {
   const bar3 = h("div", { class: "sw-row sw-display" });
   const status = h("div", { class: "sw-row" });
   const grid = h("div", { class: "sw-panels", "data-testid": "panels" });
-  root.append(bar1, params, bar2, preds, bar3, status, grid);
+  const bar4 = h("div", { class: "sw-row sw-redteam" }); // paint mode and attack settings
+  const attacks = h("div", { class: "sw-attacks", "data-testid": "attacks" });
+  root.append(bar1, params, bar2, preds, bar3, bar4, status, grid, attacks);
 
   let display = displayOf(model);
   const frame = frameScheduler(() => {
@@ -80,14 +85,22 @@ function mount(model: WidgetModel, el: HTMLElement): () => void {
       pv.draw(view.get(), hover.get());
     }
   });
+  const paint = paintRoom(model, bar4, root, scene.size, () => frame.request());
+  const attack = attackRoom(model, bar4, root, attacks, views, scene.size, scene.image, () => display);
+  const agreement = agreementLines(model, views);
   const restyle = () => {
     display = displayOf(model);
     for (const pv of views.values()) pv.dirty = true;
     frame.request();
+    attack.restyle();
   };
   const onRetry = () => model.send({ type: "retry" });
-  const make = (method: string) => new PanelView(method, scene, view, hover, onRetry);
-  const sync = new PanelSync(model, grid, views, make, () => frame.request());
+  const make = (method: string) => new PanelView(method, scene, view, hover, onRetry, paint.tool);
+  const sync = new PanelSync(model, grid, views, make, () => {
+    frame.request();
+    agreement.update(); // the panels' own lines: after the panels change
+    attack.decorate();
+  });
   const panels = () => void sync.sync();
   panels();
 
@@ -109,6 +122,9 @@ function mount(model: WidgetModel, el: HTMLElement): () => void {
     listen(model, ["colormaps", "colormap", "opacity", "sign", "clip_percentile", "threshold"], restyle),
     view.subscribe(() => frame.request()),
     hover.subscribe(() => frame.request()),
+    paint.cleanup,
+    attack.cleanup,
+    agreement.cleanup,
   ];
   return () => {
     frame.cancel();

@@ -29,11 +29,38 @@ export interface Panel {
   absolute: ArrayPayload | null;
   /** Why the map is blank (all zero or constant), in words; "" otherwise. */
   note: string;
+  /** The attack on this map (saliency_widgets/widget/attack.py), or null. */
+  attack: AttackView | null;
+}
+
+/** A map's display payloads: the channel-summed map, and Σ|channel| for multi-channel maps. */
+export interface MapPayloads {
+  signed: ArrayPayload;
+  absolute: ArrayPayload | null;
+}
+
+/** What a panel's attack view shows (see saliency_widgets/widget/attack.py). */
+export interface AttackView {
+  id: string;
+  state: "waiting" | "queued" | "running" | "ready" | "error" | "cancelled";
+  settings: Record<string, unknown>;
+  progress?: number;
+  error?: string;
+  // when ready:
+  image?: ArrayPayload; // the attacked picture (H, W, 3) uint8
+  perturbation?: ArrayPayload; // 0.5 + gain · δ, (H, W, 3) uint8
+  gain?: number;
+  linf?: number;
+  original?: MapPayloads;
+  attacked?: MapPayloads;
+  summary?: Record<string, number | boolean | null>;
+  surrogate?: boolean;
+  step_size?: number;
 }
 
 export const PANEL_KEYS: (keyof Panel)[] = [
   "id", "method", "label", "objective", "title", "state", "error", "seconds", "target", "contrast",
-  "signed", "absolute", "note",
+  "signed", "absolute", "note", "attack",
 ];
 
 /** The part of a child model we use (Backbone models in Jupyter, marimo's model in marimo). */
@@ -41,6 +68,18 @@ export interface ChildModel<T> {
   get<K extends keyof T>(key: K): T[K];
   on(event: string, callback: () => void): void;
   off(event: string, callback: () => void): void;
+}
+
+/** One parameter as the registry describes it (see registry.py Param.describe). */
+export interface ParamInfo {
+  default: unknown;
+  type: string; // "int", "float", "bool", "str", "int_pair", "layer", "dict", "any"
+  nullable: boolean; // None means automatic
+  choices: unknown[] | null;
+  also: string | null; // what else an open choice accepts (e.g. "a number")
+  bounds: { min: number | null; max: number | null } | null;
+  editable: boolean;
+  note: string;
 }
 
 export interface MethodInfo {
@@ -52,6 +91,8 @@ export interface MethodInfo {
   stochastic: boolean;
   params: Record<string, unknown>;
   choices: Record<string, unknown[]>;
+  parameters?: Record<string, ParamInfo>;
+  wraps?: { param: string; params: string } | null;
   doc: string;
 }
 
@@ -81,9 +122,15 @@ export interface Model {
   sign: Sign;
   clip_percentile: number;
   threshold: number;
-  limits: Record<"opacity" | "clip_percentile" | "threshold", [number, number]>;
+  limits: Record<"opacity" | "clip_percentile" | "threshold" | "brush_size", [number, number]>;
   status: "idle" | "computing" | "error";
   error: string;
+  /** (H, W) uint8 0/1 at the model's input size, or null (saliency_widgets/widget/paint.py). */
+  expert_mask: ArrayPayload | null;
+  brush_size: number;
+  /** method → metric → value (null: undefined) of each ready map against expert_mask. */
+  agreement: Record<string, Record<string, number | null>>;
+  attack_settings: Record<string, unknown>;
 }
 
 export type WidgetModel = AnyModel<Model>;

@@ -8,9 +8,22 @@ import {
 import { drawView, fitBackingStore, imageCanvas, putPixels } from "./render/canvas";
 import { composite, displayValues, robustRange, sortedFinite, thresholdCut } from "./render/colormap";
 import type { Store } from "./store";
-import { panBy, pixelAt, resetView, wheelFactor, zoomAt, type Size, type ViewState } from "./viewport";
+import { panBy, pixelAt, resetView, toImage, wheelFactor, zoomAt, type Size, type ViewState } from "./viewport";
 
 export type Hover = { x: number; y: number } | null;
+
+/** Something that can take a drag on any panel instead of the pan (paint mode, paint/), and
+ *  draw over every panel. Points are continuous image coordinates (viewport.toImage). */
+export interface PanelTool {
+  /** Whether the tool takes drags now (a double-click then does not reset the view either). */
+  active(): boolean;
+  /** A press: true when the tool takes this drag instead of a pan. */
+  begin(at: { x: number; y: number }): boolean;
+  move(at: { x: number; y: number }): void;
+  end(): void;
+  /** Draw over a panel's canvas after its picture, under the same view. */
+  drawOver(canvas: HTMLCanvasElement, state: ViewState, view: Size, image: Size, dpr: number, hover: Hover): void;
+}
 
 export interface Scene {
   image: Uint8Array; // H·W·3
@@ -86,6 +99,7 @@ export class PanelView {
     view: Store<ViewState>,
     hover: Store<Hover>,
     onRetry: () => void,
+    private readonly tool: PanelTool | null = null,
   ) {
     this.canvas = h("canvas", { class: "sw-canvas", tabindex: 0, "aria-label": `${method} heatmap` });
     this.title = h("div", { class: "sw-panel-title" });
@@ -118,6 +132,8 @@ export class PanelView {
     const c = this.canvas;
     const { size, view: vsize } = this.scene;
     let drag: { x: number; y: number; id: number } | null = null;
+    let tooling: number | null = null; // the pointer whose drag the tool took
+    const tool = this.tool;
     this.cleanups.push(
       on(retry, "click", onRetry),
       on(
@@ -130,28 +146,43 @@ export class PanelView {
         { passive: false },
       ),
       on(c, "pointerdown", (e) => {
+        if (tool?.begin(toImage(view.get(), e.offsetX, e.offsetY, vsize, size))) {
+          tooling = e.pointerId;
+          c.setPointerCapture?.(e.pointerId);
+          return;
+        }
         drag = { x: e.clientX, y: e.clientY, id: e.pointerId };
         c.setPointerCapture?.(e.pointerId);
         c.classList.add("sw-dragging");
       }),
       on(c, "pointermove", (e) => {
-        if (drag) {
+        if (tooling !== null) tool!.move(toImage(view.get(), e.offsetX, e.offsetY, vsize, size));
+        else if (drag) {
           view.set(panBy(view.get(), e.clientX - drag.x, e.clientY - drag.y, vsize, size));
           drag = { ...drag, x: e.clientX, y: e.clientY };
         }
         hover.set(pixelAt(view.get(), e.offsetX, e.offsetY, vsize, size));
       }),
       on(c, "pointerup", (e) => {
+        if (tooling !== null) {
+          tooling = null;
+          tool!.end();
+          c.releasePointerCapture?.(e.pointerId);
+        }
         if (drag) c.releasePointerCapture?.(e.pointerId);
         drag = null;
         c.classList.remove("sw-dragging");
       }),
       on(c, "pointercancel", () => {
+        if (tooling !== null) tool!.end();
+        tooling = null;
         drag = null;
         c.classList.remove("sw-dragging");
       }),
       on(c, "pointerleave", () => hover.set(null)),
-      on(c, "dblclick", () => view.set(resetView(size))),
+      on(c, "dblclick", () => {
+        if (!tool?.active()) view.set(resetView(size));
+      }),
       on(c, "keydown", (e) => {
         // keyboard zoom and pan on a focused panel: + − 0 and the arrow keys
         const s = view.get();
@@ -245,6 +276,7 @@ export class PanelView {
     const dpr = window.devicePixelRatio || 1;
     fitBackingStore(this.canvas, this.scene.view, dpr);
     drawView(this.canvas, this.source, state, this.scene.view, this.scene.size, dpr, hover);
+    this.tool?.drawOver(this.canvas, state, this.scene.view, this.scene.size, dpr, hover);
     const c = this.canvas.dataset;
     c.zoom = state.zoom.toFixed(4);
     c.cx = state.cx.toFixed(3);

@@ -39,3 +39,20 @@ describe("method toggles", () => {
     expect(groups[3].label).toBe("exotic");
   });
 });
+
+import { shownParams } from "../src/controls/paramEditor";
+
+describe("parameter editor: which parameters", () => {
+  const p = (type: string, editable = true) => ({ default: null, type, nullable: true, choices: null, also: null, bounds: null, editable, note: "" });
+  const gradCam = { name: "grad_cam", label: "Grad-CAM", family: "cam", uses_layer: true, params: { relu: true, layer: null },
+    parameters: { relu: p("bool"), layer: p("layer") } } as unknown as MethodInfo;
+  const gradient = { name: "gradient", uses_layer: false, params: {}, parameters: {} } as unknown as MethodInfo;
+  const smooth = { name: "smoothgrad", label: "SmoothGrad", uses_layer: false, params: { base: "gradient", samples: 25, layer: null },
+    parameters: { base: p("str"), samples: p("int"), layer: p("layer") }, wraps: { param: "base", params: "base_params" } } as unknown as MethodInfo;
+  const methods = new Map([["grad_cam", gradCam], ["gradient", gradient], ["smoothgrad", smooth]]);
+  it("shows a wrapper's layer only when its base reads one", () => {
+    expect(shownParams(smooth, methods, {}).map(([n]) => n)).toEqual(["base", "samples"]);
+    expect(shownParams(smooth, methods, { base: "grad_cam" }).map(([n]) => n)).toEqual(["base", "samples", "layer"]);
+    expect(shownParams(gradCam, methods, {}).map(([n]) => n)).toEqual(["relu", "layer"]);
+  });
+});

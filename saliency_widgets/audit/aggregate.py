@@ -84,12 +84,12 @@ class MeanAccumulator:
             order.setdefault(key, []).append(i)
         for key, rows in order.items():
             acc = self.sums.setdefault(key, [np.zeros(p.shape[1]), np.zeros(p.shape[1]), 0, 0])
-            rows = np.asarray(rows)
-            ok = rows[~blank[rows]]
+            idx = np.asarray(rows)
+            ok = idx[~blank[idx]]
             acc[0] += p[ok].sum(0)
             acc[1] += (p[ok] ** 2).sum(0)
             acc[2] += len(ok)
-            acc[3] += len(rows) - len(ok)
+            acc[3] += len(idx) - len(ok)
 
     def result(self, by: str, method: str) -> MeanMaps:
         keys = tuple(sorted(self.sums, key=_sort_key))

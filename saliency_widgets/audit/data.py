@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence, Sized
 
 import numpy as np
 import torch
@@ -117,7 +117,15 @@ class Source:
             raise SaliencyError(f"data must be a Dataset, a DataLoader with a sequential "
                                 f"sampler, (x, labels[, masks]) tensors or a sw.demo sample; "
                                 f"got {type(data).__name__}")
-        self.length = len(self._tensors[0]) if self._tensors is not None else len(self._dataset)
+        if self._tensors is not None:
+            self.length: int = len(self._tensors[0])
+        else:
+            dataset = self._map_style()
+            if not isinstance(dataset, Sized):  # a Dataset need not define __len__
+                raise SaliencyError(f"the data set ({type(dataset).__name__}) has no len(); the "
+                                    f"audit needs a map-style Dataset with __len__ and "
+                                    f"__getitem__")
+            self.length = len(dataset)
         if self.length == 0:
             raise SaliencyError("the data set is empty; there is nothing to audit")
         self.masks = None if masks is None else _masks_tensor(masks, self.length)
@@ -185,7 +193,7 @@ class Source:
         # whole batches in ascending order, only the data set's last one short: DataLoader
         # batches of size b line up with ours
         index = [i for k in ks for i in range(k * b, min(self.length, (k + 1) * b))]
-        loader = DataLoader(Subset(self._dataset, index), batch_size=b, shuffle=False,
+        loader = DataLoader(Subset(self._map_style(), index), batch_size=b, shuffle=False,
                             collate_fn=self._collate, **self._loader_kwargs)
         it = iter(loader)
         for k in ks:
@@ -212,8 +220,14 @@ class Source:
             return self._tensors[0][i]
         from torch.utils.data import default_collate
 
-        items = (self._collate or default_collate)([self._dataset[i]])
+        items = (self._collate or default_collate)([self._map_style()[i]])
         return self._parse(items)[0][0]
+
+    def _map_style(self) -> Dataset:
+        """The data set read by index: set whenever the data are not in-memory tensors."""
+        if self._dataset is None:
+            raise RuntimeError("this Source holds in-memory tensors, not a data set")
+        return self._dataset
 
     def _parse(self, items: Any) -> tuple[torch.Tensor, torch.Tensor, Any, Any]:
         if isinstance(items, dict):

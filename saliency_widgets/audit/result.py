@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import sqlite3
 import threading
 import warnings
 import weakref
@@ -98,7 +99,7 @@ class Audit:
         self._types = dict(m["columns"])
         self.columns: tuple[str, ...] = tuple(self._types)
         self._lock = threading.RLock()
-        self._con = None
+        self._con: sqlite3.Connection | None = None
         self._shards: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
         self._complete = False
         if remove:  # a temporary audit lives as long as this object
@@ -222,7 +223,7 @@ class Audit:
         records = self._records(rows, self.columns)
         return np.array([r["idx"] for r in records], dtype=np.int64), records
 
-    def rows(self, indices: Sequence[int]) -> list[dict[str, Any]]:
+    def rows(self, indices: Sequence[int] | np.ndarray) -> list[dict[str, Any]]:
         """The rows of these data-set indices, in that order."""
         idx = self._indices(indices)
         found = {}

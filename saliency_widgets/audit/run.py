@@ -422,8 +422,9 @@ def _engine(model: nn.Module, batch: Batch, job: Job) -> store.BatchOutput:
         attr = api.attribute(model, x, target, method=name, contrast=contrast,
                              layer=layer or job.layers.get(name), seed=seed,
                              normalization=plan.normalization, output=plan.output, **params)
-        if layer is None and attr.layer is not None:
-            job.layers[name] = attr.layer  # the automatic choice, without probing it again
+        if layer is None and isinstance(attr.layer, str):
+            # the automatic choice (always one layer), without probing it again
+            job.layers[name] = attr.layer
         if logits is None:
             logits = attr.logits
         if target is None:

@@ -78,6 +78,9 @@ def kmeans(Y: np.ndarray, k: int, rng: np.random.Generator, restarts: int = 10,
         inertia = ((Y - C[labels]) ** 2).sum()
         if inertia < best_inertia - 1e-12:
             best, best_inertia = labels, inertia
+    if best is None:  # no run compared: restarts or iterations below 1, or a non-finite Y
+        raise ValueError(f"kmeans found no clustering (restarts={restarts}, "
+                         f"iterations={iterations}: both must be ≥ 1; Y must be finite)")
     return best
 
 

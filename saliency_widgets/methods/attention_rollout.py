@@ -33,4 +33,4 @@ def attention_rollout(ctx: Explainee, x: torch.Tensor) -> torch.Tensor:
         return (rollout(attention)[:, 0, PREFIX:],)
 
     (relevance,) = over_batch(ctx, x, one, kind="forward")
-    return patch_map(relevance, tuple(x.shape[-2:]))
+    return patch_map(relevance, (x.shape[-2], x.shape[-1]))

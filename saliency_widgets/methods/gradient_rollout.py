@@ -34,4 +34,4 @@ def gradient_rollout(ctx: Explainee, x: torch.Tensor) -> torch.Tensor:
         return (weighted_rollout(attention, grads)[:, 0, PREFIX:],)
 
     (relevance,) = over_batch(ctx, x, one, kind="backward")
-    return patch_map(relevance, tuple(x.shape[-2:]))
+    return patch_map(relevance, (x.shape[-2], x.shape[-1]))

@@ -31,4 +31,4 @@ def legrad(ctx: Explainee, x: torch.Tensor, *, blocks: int | None = None) -> tor
         return (torch.stack(per_block).mean(0),)
 
     (relevance,) = over_batch(ctx, x, one, kind="backward")
-    return patch_map(relevance, tuple(x.shape[-2:]))
+    return patch_map(relevance, (x.shape[-2], x.shape[-1]))

@@ -68,12 +68,6 @@ def occlusion(ctx: Explainee, x: torch.Tensor, *, window: object = None, stride:
     origins = torch.stack([(grid // nx) * sh, (grid % nx) * sw], 1)
     path = choose_path(ctx, x, base, (wh, ww), origins, incremental)
 
-    def patched(i: int, j: int) -> None:
-        done = [(b, p, path.reference[b] - ctx.occluded_scores(path.occluder, x, base, b, p, r))
-                for b, p, r in image_spans(i, j, per, x.device)]
-        for b, p, d in done:  # store last: a chunk retried after running out of memory
-            drops[b, p] = d
-
     def step(i: int, j: int) -> None:
         t = torch.arange(i, j, device=x.device)
         rows, p = t // per, t % per
@@ -83,10 +77,18 @@ def occlusion(ctx: Explainee, x: torch.Tensor, *, window: object = None, stride:
         batch = torch.where(inside, base[rows], x[rows])
         drops[rows, p] = f_x[rows] - ctx.scores(batch, rows)
 
-    if path.occluder is None:
+    if path.occluder is None or path.reference is None:
         ctx.work.run(B * per, step, item_numel=x[0].numel(), kind="forward")
     else:
-        ctx.work.run(B * per, patched, item_numel=path.occluder.item_numel, kind="patches")
+        occ, ref = path.occluder, path.reference
+
+        def patched(i: int, j: int) -> None:
+            done = [(b, p, ref[b] - ctx.occluded_scores(occ, x, base, b, p, r))
+                    for b, p, r in image_spans(i, j, per, x.device)]
+            for b, p, d in done:  # store last: a chunk retried after running out of memory
+                drops[b, p] = d
+
+        ctx.work.run(B * per, patched, item_numel=occ.item_numel, kind="patches")
     # Spread each window's drop over its pixels once, after all chunks: a transposed convolution
     # of the (ny, nx) grid of drops with a window of ones. Independent of the chunk size.
     ones = torch.ones((1, 1, wh, ww), dtype=x.dtype, device=x.device)

@@ -170,7 +170,7 @@ class Explainee:
         return self.objective.score(logits, rows)
 
     def _keep(self, logits: torch.Tensor, rows: torch.Tensor) -> None:
-        if self._logits is None:
+        if self._logits is None or self._logits_seen is None:
             self._logits = torch.zeros(self.objective.batch, logits.shape[1], dtype=logits.dtype,
                                        device=logits.device)
             self._logits_seen = torch.zeros(self.objective.batch, dtype=torch.bool,
@@ -180,7 +180,7 @@ class Explainee:
 
     def original_logits(self) -> torch.Tensor | None:
         """``(B, classes)`` logits of the unperturbed input, or None unless every row was seen."""
-        if self._logits is None or not bool(self._logits_seen.all()):
+        if self._logits is None or self._logits_seen is None or not bool(self._logits_seen.all()):
             return None
         return self._logits
 
@@ -382,6 +382,7 @@ class Explainee:
         plain pass, the guided gradients from the rewritten one (``rewrite.py``)."""
         mode = GuidedReLUMode()
         caps = []
+        acts: list[torch.Tensor] = []  # the captured activation of each pass (plain, rewritten)
 
         def forward(inp: torch.Tensor) -> torch.Tensor:
             with capture_layer(layer.module, "keep", layer.name, mode) as cap:
@@ -390,21 +391,22 @@ class Explainee:
                 raise SaliencyError(f"layer {layer.name!r} did not run in the forward pass; "
                                     f"choose a layer the model uses")
             caps.append(cap)
+            acts.append(cap.output)
             return out
 
         plain, logits, leaf, _ = self._rewritten(xb, mode, forward)
-        true_cap, cap = caps
+        true_act, act = acts
         if mode.calls == 0:
             warn_no_relu()
-        relus_after = mode.calls > cap.relu_calls_at_capture
+        relus_after = mode.calls > caps[1].relu_calls_at_capture
         with torch.enable_grad():
             s = self._scores(plain, rows, original)
             score = self.objective.score(logits, self._row_index(xb.shape[0], rows, xb.device))
-            wrt = [cap.output, leaf] if with_input_grad else [cap.output]
+            wrt = [act, leaf] if with_input_grad else [act]
             grads = torch.autograd.grad(score.sum(), wrt, allow_unused=True, create_graph=True)
-        ga = grads[0] if grads[0] is not None else torch.zeros_like(cap.output)
+        ga = grads[0] if grads[0] is not None else torch.zeros_like(act)
         gx = grads[1] if with_input_grad else None
-        return s, layer.to_grid(true_cap.output), layer.to_grid(ga), gx, relus_after
+        return s, layer.to_grid(true_act), layer.to_grid(ga), gx, relus_after
 
     def layer_value(self, xb: torch.Tensor, rows: torch.Tensor | None = None, *,
                     original: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
@@ -469,11 +471,12 @@ class Explainee:
         with torch.enable_grad(), capture_outputs([(r.name, r.module) for r in layers],
                                                   "layer_cam") as caps:
             s = self._scores(self.logits(xb), rows, original)
+        outs: list[torch.Tensor] = []
         for r, cap in zip(layers, caps):
             if cap.output is None:
                 raise SaliencyError(f"layer {r.name!r} did not run in the forward pass; choose "
                                     f"layers the model uses")
-        outs = [cap.output for cap in caps]
+            outs.append(cap.output)
         with torch.enable_grad():
             grads = torch.autograd.grad(s.sum(), outs, allow_unused=True,
                                         create_graph=self.differentiable)
@@ -585,7 +588,8 @@ class Explainee:
                 grads = [torch.autograd.grad(s_l, a, allow_unused=True, create_graph=True)[0]
                          for s_l, a in zip(per_block, mine)]
             else:
-                grads = list(torch.autograd.grad(sum(per_block), mine, allow_unused=True))
+                grads = list(torch.autograd.grad(torch.stack(per_block).sum(), mine,
+                                                 allow_unused=True))
         return [torch.zeros_like(a) if g is None else g for a, g in zip(mine, grads)]
 
     def warn_if_blank(self, grads: torch.Tensor, rows: torch.Tensor, what: str) -> None:

@@ -104,12 +104,13 @@ def _mutated_arg(root: nn.Module, node: fx.Node) -> Any:
     """The argument an in-place operation overwrites, else None."""
     if not node.args:
         return None
+    target = node.target
     if node.op == "call_module":
-        inplace = bool(getattr(root.get_submodule(node.target), "inplace", False))
-    elif node.op == "call_function":
-        name = getattr(node.target, "__name__", "")
+        inplace = bool(getattr(submodule(root, node), "inplace", False))
+    elif node.op == "call_function" and callable(target):
+        name = getattr(target, "__name__", "")
         try:  # ``inplace`` may be passed by position: F.relu(x, True)
-            named = normalize_function(node.target, node.args, node.kwargs,
+            named = normalize_function(target, node.args, node.kwargs,
                                        normalize_to_only_use_kwargs=True)
         except Exception:
             named = None
@@ -130,6 +131,13 @@ def label(node: fx.Node) -> str:
     return getattr(node.target, "__name__", str(node.target))
 
 
+def submodule(root: nn.Module, node: fx.Node) -> nn.Module:
+    """The module a ``call_module`` node calls (fx records it by its path)."""
+    if not isinstance(node.target, str):
+        raise TypeError(f"{node.op} node {node.name!r} has no module path: {node.target!r}")
+    return root.get_submodule(node.target)
+
+
 def fetch(root: nn.Module, target: str) -> Any:
     value: Any = root
     for part in target.split("."):
@@ -139,15 +147,16 @@ def fetch(root: nn.Module, target: str) -> Any:
 
 def run_node(root: nn.Module, node: fx.Node, args: tuple, kwargs: dict) -> Any:
     """Evaluate one node as the eager model would (for the parts that run on full tensors)."""
+    target = node.target  # fx: a callable for call_function, else a name or module path
     if node.op == "call_module":
-        return root.get_submodule(node.target)(*args, **kwargs)
-    if node.op == "call_function":
-        return node.target(*args, **kwargs)
-    if node.op == "call_method":
-        return getattr(args[0], node.target)(*args[1:], **kwargs)
-    if node.op == "get_attr":
-        return fetch(root, node.target)
-    raise RuntimeError(f"run_node cannot evaluate a {node.op} node")
+        return submodule(root, node)(*args, **kwargs)
+    if node.op == "call_function" and callable(target):
+        return target(*args, **kwargs)
+    if node.op == "call_method" and isinstance(target, str):
+        return getattr(args[0], target)(*args[1:], **kwargs)
+    if node.op == "get_attr" and isinstance(target, str):
+        return fetch(root, target)
+    raise RuntimeError(f"run_node cannot evaluate a {node.op} node with target {target!r}")
 
 
 # --- rules -----------------------------------------------------------------------------------
@@ -178,7 +187,9 @@ class Merge:
 
 Rule = Window | Pointwise | Merge
 
-_UNARY_MODULES: dict[type, Callable[[nn.Module], Callable[[torch.Tensor], torch.Tensor]]] = {
+# Keyed by exact type, so each entry is given an instance of its key: a dict's type cannot say
+# that, hence ``Any`` for the module.
+_UNARY_MODULES: dict[type, Callable[[Any], Callable[[torch.Tensor], torch.Tensor]]] = {
     nn.ReLU: lambda m: torch.relu,
     nn.ReLU6: lambda m: F.relu6,
     nn.LeakyReLU: lambda m: lambda t: F.leaky_relu(t, m.negative_slope),
@@ -205,11 +216,12 @@ _UNARY_FUNCTIONS = {torch.relu, torch.relu_, F.relu, F.relu_, F.relu6, F.hardswi
 _OUT_OF_PLACE = {torch.relu_: torch.relu, F.relu_: F.relu}
 _UNARY_METHODS = {"relu": torch.relu, "relu_": torch.relu, "sigmoid": torch.sigmoid,
                   "tanh": torch.tanh}
-_BINARY = {operator.add: torch.add, torch.add: torch.add, operator.iadd: torch.add,
-           operator.sub: torch.sub, torch.sub: torch.sub, operator.mul: torch.mul,
-           torch.mul: torch.mul, operator.imul: torch.mul, operator.truediv: torch.div,
-           torch.div: torch.div, "add": torch.add, "add_": torch.add, "mul": torch.mul,
-           "mul_": torch.mul, "sub": torch.sub}
+_BINARY: dict[Callable[..., Any] | str, Callable[..., torch.Tensor]] = {  # function or method
+    operator.add: torch.add, torch.add: torch.add, operator.iadd: torch.add,
+    operator.sub: torch.sub, torch.sub: torch.sub, operator.mul: torch.mul,
+    torch.mul: torch.mul, operator.imul: torch.mul, operator.truediv: torch.div,
+    torch.div: torch.div, "add": torch.add, "add_": torch.add, "mul": torch.mul,
+    "mul_": torch.mul, "sub": torch.sub}
 
 
 def rule_for(root: nn.Module, node: fx.Node, dep: set[fx.Node],
@@ -222,9 +234,10 @@ def rule_for(root: nn.Module, node: fx.Node, dep: set[fx.Node],
     tensors = [a for a in _flat(node.args) + _flat(node.kwargs) if isinstance(a, fx.Node)]
     inputs = [a for a in tensors if a in dep]
     if node.op == "call_module":
-        return _module_rule(root.get_submodule(node.target), node, shapes)
+        return _module_rule(submodule(root, node), node, shapes)
     if node.op == "call_function" and node.target in _UNARY_FUNCTIONS:
-        if len(tensors) != 1 or node.args[0] not in dep or shapes[node.args[0]] != out:
+        x = node.args[0]
+        if len(tensors) != 1 or not isinstance(x, fx.Node) or x not in dep or shapes[x] != out:
             return "it takes more than one tensor"
         fn = _OUT_OF_PLACE.get(node.target, node.target)
         rest, kwargs = node.args[1:], {k: v for k, v in node.kwargs.items() if k != "inplace"}
@@ -237,7 +250,7 @@ def rule_for(root: nn.Module, node: fx.Node, dep: set[fx.Node],
         str(node.target) if node.op == "call_method" else None)
     if node.op == "call_method" and key in _UNARY_METHODS and len(node.args) == 1:
         return Pointwise(_UNARY_METHODS[key])
-    if key in _BINARY and len(node.args) == 2 and not node.kwargs:
+    if key is not None and key in _BINARY and len(node.args) == 2 and not node.kwargs:
         return _binary_rule(_BINARY[key], node, dep, shapes, static)
     if node.op == "call_function" and node.target is torch.cat:
         seq = node.args[0] if node.args else node.kwargs.get("tensors")
@@ -289,33 +302,37 @@ def _module_rule(m: nn.Module, node: fx.Node, shapes: dict[fx.Node, tuple[int, .
         return f"{kind.__name__} called with extra arguments"
     if kind in _UNARY_MODULES:
         return Pointwise(_UNARY_MODULES[kind](m))
-    if kind is nn.BatchNorm2d:
+    # ``type(m) is`` (not ``kind is``): the same test, but it also narrows ``m`` for the checker
+    if type(m) is nn.BatchNorm2d:
         if m.training or m.running_mean is None:
             return "BatchNorm2d without running statistics uses batch statistics"
         return Pointwise(lambda t: F.batch_norm(t, m.running_mean, m.running_var, m.weight,
                                                 m.bias, False, 0.0, m.eps))
-    if kind is nn.Conv2d:
+    if type(m) is nn.Conv2d:
         if m.padding_mode != "zeros":
             return f"Conv2d with padding_mode={m.padding_mode!r}"
         if isinstance(m.padding, str):  # "same": PyTorch pads total//2 before, the rest after
-            pad = (0, 0) if m.padding == "valid" else tuple(
-                d * (k - 1) // 2 for d, k in zip(m.dilation, m.kernel_size))
+            pad = (0, 0) if m.padding == "valid" else _pair(
+                [d * (k - 1) // 2 for d, k in zip(m.dilation, m.kernel_size)])
         else:
-            pad = tuple(m.padding)
+            pad = _pair(m.padding)
         cin = m.in_channels // m.groups
-        return Window(tuple(m.kernel_size), tuple(m.stride), pad, tuple(m.dilation), 0.0,
+        return Window(_pair(m.kernel_size), _pair(m.stride), pad, _pair(m.dilation), 0.0,
                       lambda t: F.conv2d(t, m.weight, m.bias, m.stride, 0, m.dilation, m.groups),
                       macs=cin * m.kernel_size[0] * m.kernel_size[1])
-    if kind is nn.MaxPool2d:
+    if type(m) is nn.MaxPool2d:
         if m.return_indices:
             return "MaxPool2d returns indices"
         k, s, p, d = (_pair(v) for v in (m.kernel_size, m.stride or m.kernel_size, m.padding,
                                           m.dilation))
         return Window(k, s, p, d, float("-inf"),
                       lambda t: F.max_pool2d(t, k, s, 0, d), macs=k[0] * k[1])
-    if kind is nn.AvgPool2d:
+    if type(m) is nn.AvgPool2d:
+        src = node.args[0]
+        if not isinstance(src, fx.Node) or len(shapes.get(src, ())) != 4:
+            return "AvgPool2d input is not a feature map"
         k, s, p = (_pair(v) for v in (m.kernel_size, m.stride or m.kernel_size, m.padding))
-        ones = torch.ones((1, 1, *shapes[node.args[0]][2:]), dtype=torch.float64)
+        ones = torch.ones((1, 1, *shapes[src][2:]), dtype=torch.float64)
         mean = F.avg_pool2d(ones, k, s, p, m.ceil_mode, m.count_include_pad, m.divisor_override)
         out = shapes[node][2:]
         bottom = max(0, (out[0] - 1) * s[0] + k[0] - p[0] - ones.shape[2])

@@ -198,7 +198,8 @@ class Occluder:
             if info.rule is None:
                 continue
             srcs = [self.nodes[s] for s in info.sources]
-            if any(s.region is None for s in srcs):
+            regions = [s.region for s in srcs if s.region is not None]
+            if len(regions) < len(srcs):
                 info.reason = "an input is not patched"
                 continue
             rule = info.rule
@@ -210,9 +211,9 @@ class Occluder:
                 info.reads = [_Read(src.node, True, src.size, src.box)]
                 continue
             if isinstance(rule, Window):
-                info.region = _window_region(srcs[0].region, rule, info.shape[2:])
+                info.region = _window_region(regions[0], rule, info.shape[2:])
             else:
-                info.region = _union([s.region for s in srcs])
+                info.region = _union(regions)
             info.patchable = True
             h, w = info.shape[2:]
             extent = info.region[:, 1::2] - info.region[:, 0::2]
@@ -221,12 +222,12 @@ class Occluder:
             info.box = torch.stack([info.region[:, 0].clamp(0, h - bh),
                                     info.region[:, 2].clamp(0, w - bw)], 1)
             if isinstance(rule, Window):
-                size = tuple((b - 1) * s + (k - 1) * d + 1 for b, s, k, d in
-                             zip(info.size, rule.stride, rule.kernel, rule.dilation))
+                sh, sw = ((b - 1) * s + (k - 1) * d + 1 for b, s, k, d in
+                          zip(info.size, rule.stride, rule.kernel, rule.dilation))
                 start = info.box * torch.tensor(rule.stride) - torch.tensor(rule.padding)
-                info.reads = [_Read(srcs[0].node, False, size, start, rule.fill)]
+                info.reads = [_Read(srcs[0].node, False, (sh, sw), start, rule.fill)]
             else:
-                info.reads = [_Read(s.node, s.size == info.size and torch.equal(s.box, info.box),
+                info.reads = [_Read(s.node, s.size == info.size and _planned(s.box).equal(info.box),
                                     info.size, info.box) for s in srcs]
 
     def _assign(self, crossover: float) -> None:
@@ -285,18 +286,19 @@ class Occluder:
             if info.mode != "patch":
                 info.box, info.reads = None, []
                 continue
-            info.box = info.box.to(dev)
+            info.box = _planned(info.box).to(dev)
             if node is self.input:
                 continue
             for r in info.reads:
                 if r.aligned:
                     continue
                 src = self.nodes[r.src]
-                offset = src.box.cpu() - r.start
+                first = _planned(r.start)
+                offset = _planned(src.box).cpu() - first
                 lo = (-offset.min(0).values).clamp(min=0)
                 hi = (offset.max(0).values + torch.tensor(src.size)
                       - torch.tensor(r.size)).clamp(min=0)
-                start = r.start - lo
+                start = first - lo
                 size = torch.tensor(r.size) + lo + hi
                 pad_lo = (-start.min(0).values).clamp(min=0)
                 pad_hi = (start.max(0).values + size - torch.tensor(src.shape[2:])).clamp(min=0)
@@ -399,7 +401,8 @@ class Occluder:
             if a in self.static:
                 return self.static[a]
             if self.nodes[a].mode == "patch" and a not in fulls:
-                fulls[a] = P.materialize(caches[a], patches[a], self.nodes[a].box[index])
+                fulls[a] = P.materialize(caches[a], patches[a],
+                                         _planned(self.nodes[a].box)[index])
             return fulls[a]
 
         out = None
@@ -407,7 +410,8 @@ class Occluder:
             for i, node in enumerate(self.graph.nodes):
                 info = self.nodes[node]
                 if node is self.input:
-                    patches[node] = P.gather(tables["base"], info.box[index], self.window)
+                    patches[node] = P.gather(tables["base"], _planned(info.box)[index],
+                                             self.window)
                 elif node.op == "output":
                     out = fx.node.map_arg(node.args[0], arg)
                 elif info.mode == "patch":
@@ -427,8 +431,8 @@ class Occluder:
             if r.aligned:
                 reads.append(patches[r.src])
                 continue
-            win = P.overlay(P.gather(tables[r.table], r.origin[index], r.gathered),
-                            patches[r.src], r.offset[index])
+            win = P.overlay(P.gather(tables[r.table], _planned(r.origin)[index], r.gathered),
+                            patches[r.src], _planned(r.offset)[index])
             if r.crop is not None:
                 win = win[:, :, r.crop[0]:r.crop[0] + r.size[0], r.crop[1]:r.crop[1] + r.size[1]]
             reads.append(win)
@@ -436,9 +440,18 @@ class Occluder:
         if isinstance(rule, Window):
             out = rule.patch(reads[0])
             if rule.divisor is not None:
-                out = out / P.gather(tables[("div", info.node)], info.box[index], info.size)
+                out = out / P.gather(tables[("div", info.node)], _planned(info.box)[index],
+                                     info.size)
             return out
         return rule.fn(*reads)
+
+
+def _planned(t: torch.Tensor | None) -> torch.Tensor:
+    """``t``, an index tensor that planning sets for every patched node and unaligned read
+    (None only on the others, which never ask for it)."""
+    if t is None:
+        raise RuntimeError("incremental occlusion: an index tensor was read before planning set it")
+    return t
 
 
 # --- geometry ----------------------------------------------------------------------------------

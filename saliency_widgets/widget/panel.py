@@ -31,7 +31,7 @@ class PanelKey:
 
     method: str
     params: tuple[Any, ...]
-    layer: str | None
+    layer: Any  # a module name, None (automatic), or a tuple of names (LayerCAM)
     target: int
     contrast: int | None
     model: tuple[int, int]
@@ -87,6 +87,9 @@ class Panel(LockedSync, anywidget.AnyWidget):
     # payloads {view, dtype, shape} or None (t.Any: the maps come and go with the state)
     signed = t.Any(None, allow_none=True).tag(sync=True)
     absolute = t.Any(None, allow_none=True).tag(sync=True)
+    attack = t.Any(None, allow_none=True).tag(sync=True)
+    """The attack on this map (``attack.py``): a dict with its state, and when ready both maps,
+    the attacked picture, the amplified perturbation and the shift; None when none was asked for."""
 
     def __init__(self, method: str, label: str, *, sync_lock: threading.RLock) -> None:
         super().__init__(sync_lock=sync_lock, method=method, label=label, title=label)
@@ -94,6 +97,7 @@ class Panel(LockedSync, anywidget.AnyWidget):
         """The latest result computed for this panel (pinned: kept outside the cache)."""
         self.entry: Entry | None = None
         """The entry whose maps are shown now (None unless the state is ``ready``)."""
+        self.unseen = False
 
     def hide(self) -> None:
         """The method was deselected: send no maps (the pinned result stays in Python)."""
@@ -110,6 +114,10 @@ class Panel(LockedSync, anywidget.AnyWidget):
     def show(self, key: PanelKey | None, state: str, objective: str, *,
              entry: Entry | None = None, error: str = "") -> None:
         """Update the synced state in one message; the maps are sent only when they change."""
+        # A message sent from the worker thread between two cells reaches Lab, but a notebook
+        # runner (nbclient, nbconvert --execute) listens only to the cell that runs: wait()
+        # sends such a panel's state once more from the cell that waits.
+        self.unseen = threading.current_thread() is not threading.main_thread()
         with self.hold_sync():
             if entry is not self.entry:
                 self.signed = None if entry is None else to_payload(entry.signed)

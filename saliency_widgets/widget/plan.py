@@ -45,7 +45,8 @@ def plan(selection: Selection, method: str, registry: Mapping[str, Mapping[str, 
                                   for k, v in typed[wraps["params"]].items()}
     full = method_params(method, typed)  # fills defaults: equal settings share a cache key
     contrast = None if selection.contrast_mode == "none" else selection.contrast
-    key = PanelKey(method=method, params=freeze(full), layer=layer, target=selection.target,
+    key = PanelKey(method=method, params=freeze(full), layer=freeze(layer),
+                   target=selection.target,
                    contrast=contrast, model=selection.model)
     # the engine resolves the runner-up itself, from the weights it explains
     engine_contrast = "runner_up" if selection.contrast_mode == "runner_up" else contrast

@@ -8,7 +8,10 @@ State comes in three kinds (see DESIGN.md, "Widget data flow"):
 * selection, JS ↔ Python, which changes the maths: ``methods_selected``, ``params``, ``target``,
   ``contrast_mode`` / ``contrast``. Only these start computations, in a background worker;
 * display, JS ↔ Python, applied in JS without a round trip: ``colormap``, ``opacity``, ``sign``,
-  ``clip_percentile``, ``threshold``. Zoom, pan and hover live in JS only.
+  ``clip_percentile``, ``threshold``. Zoom, pan and hover live in JS only;
+* red-teaming and expert alignment (``attack.py``, ``paint.py``): ``expert_mask`` (JS ↔ Python)
+  and ``brush_size``, the maps' ``agreement`` with the mask, ``attack_settings``, and each
+  panel's ``attack`` view. Paint mode and the paint tool live in JS only.
 
 Threads: the kernel thread (user code, messages from the browser) and the worker thread (job
 callbacks) both write synced traits; every such write takes the widget's one lock (``sync.py``).
@@ -37,12 +40,14 @@ from ..errors import SaliencyError, SaliencyWarning
 from ..render import Overlay, display_map, overlay_grid
 from ..render.heatmap import SIGNS
 from .assets import COLORMAPS, bundle, colormap_lut, known_colormap
+from .attack import Attacks, check_options
 from .board import Board, Extra, Planned
 from .compute import explain_job
 from .display import DisplayOnce, shown
 from .image import Prepared, prepare
 from .jobs import Job, Worker
 from .labels import resolve_labels
+from .paint import Agreement, check_mask, load_mask, mask_from_json, mask_to_json, save_mask
 from .panel import Panel, PanelKey
 from .params import jsonable
 from .plan import Selection, plan
@@ -98,13 +103,26 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
     status = t.Enum(("idle", "computing", "error"), "idle").tag(sync=True)
     error = t.Unicode("").tag(sync=True)
 
+    # -- red-teaming and expert alignment (attack.py, paint.py) ----------------------------------
+    expert_mask = t.Any(None, allow_none=True).tag(sync=True, to_json=mask_to_json,
+                                                   from_json=mask_from_json)
+    """``(H, W)`` bool array at the model's input size (painted in the browser, or set), or None."""
+    brush_size = t.Int(8, min=1, max=128).tag(sync=True)
+    """The paint brush's diameter in model-input pixels (the same pixels at any zoom); the box
+    tool covers larger regions."""
+    agreement = t.Dict().tag(sync=True)
+    """``{method: {metric: value}}``: each ready map against ``expert_mask`` (None: undefined)."""
+    attack_settings = t.Dict(dict(kind="untargeted", epsilon=8 / 255, steps=10)).tag(sync=True)
+    """The options of the attack the panels' attack buttons start (see :meth:`attack`)."""
+
     def __init__(self, model: nn.Module, image: Any, *,
                  preprocess: Callable[[Any], Any] | None = None, labels: Any = None,
                  methods: Sequence[str] = ("gradient", "grad_cam"),
                  mean: Any = None, std: Any = None, target: int | None = None,
                  contrast: int | str | None = None, top_k: int = 5,
                  cache_bytes: int = 512 * 2**20, output: Any = None,
-                 seed: int = 0, **display: Any) -> None:
+                 seed: int = 0, params: dict[str, dict[str, Any]] | None = None,
+                 references: Any = None, **display: Any) -> None:
         if not isinstance(model, nn.Module):
             raise SaliencyError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if isinstance(methods, str):
@@ -143,9 +161,14 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         # model's code), so a toggle must never create one.
         registry = list_methods()
         self._registry = {m["name"]: m for m in registry}
+        editable, self._python_params = _split_params(self._registry, params or {}, references)
         self._board = Board([(m["name"], m["label"]) for m in registry], cache_bytes, lock)
         self._extras: list[Extra] = []  # features that add work after the maps (board.Extra)
         super().__init__(sync_lock=lock)
+        self._agreement = Agreement(lambda: self.expert_mask, self._set_agreement)
+        self._attacks = Attacks(self._board.slots, model, lambda: self._prepared, output, lock,
+                                self._warn)
+        self._extras += [self._agreement, self._attacks]
         self._worker = Worker(on_failure=self._internal_error)
         with self.hold_sync():
             self.labels = self._names
@@ -154,16 +177,12 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
             self.image = to_payload(self._prepared.display)
             self.colormaps = self._colormaps(COLORMAPS)
             self.limits = {name: [self.traits()[name].min, self.traits()[name].max]
-                           for name in ("opacity", "clip_percentile", "threshold")}
+                           for name in ("opacity", "clip_percentile", "threshold", "brush_size")}
+            self.brush_size = min(128, max(1, round(max(self._mask_size) / 16)))
             for key, value in display.items():
                 setattr(self, key, value)
-            self.target = int(self._prediction.top_classes[0, 0]) if target is None else target
-            if isinstance(contrast, str):
-                self.contrast_mode = "runner_up"
-                self.contrast = self._runner_up()
-            elif contrast is not None:
-                self.contrast_mode = "class"
-                self.contrast = contrast
+            self._set_objective(target, contrast)
+            self.params = editable
             self.methods_selected = list(methods)
         self._ready = True
         self.on_msg(self._on_custom_msg)
@@ -195,9 +214,19 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
     def wait(self, timeout: float | None = 120.0) -> bool:
         """Block until every wanted map is computed (or failed); return False on timeout.
 
-        When it returns True the traits are final: the worker's last callback has written them.
+        When it returns True the traits are final: the worker's last callback has written them,
+        and the front end has them (a panel last written by the worker is sent again from here,
+        for notebook runners that listen only to the running cell).
         """
-        return self._worker.wait(timeout)
+        if not self._worker.wait(timeout):
+            return False
+        with self.hold_sync():
+            for panel in self.panels:
+                if panel.unseen:
+                    panel.unseen = False
+                    panel.send_state()
+            self.send_state(["panels", "status", "error", "message", "progress"])
+        return True
 
     def refresh(self) -> None:
         """Recompute the predictions and every shown map from the model's current weights.
@@ -227,22 +256,14 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
             self._board.forget()
             self._prediction = self._predict()
             self._fingerprint = fingerprint(self._model)
+            self._attacks.clear()  # attacks and a painted mask belong to the last picture
             ready, self._ready = self._ready, False  # one refresh at the end, not one per trait
             try:
                 with self.hold_sync():
+                    self.expert_mask = None
                     self.image = to_payload(prepared.display)
                     self.predictions = self._top_predictions()
-                    self.target = (int(self._prediction.top_classes[0, 0]) if target is None
-                                   else target)
-                    if isinstance(contrast, str):
-                        self.contrast_mode = "runner_up"
-                        self.contrast = self._runner_up()
-                    elif contrast is not None:
-                        self.contrast_mode = "class"
-                        self.contrast = contrast
-                    else:
-                        self.contrast_mode = "none"
-                        self.contrast = None
+                    self._set_objective(target, contrast)
             finally:
                 self._ready = ready
         self._refresh()
@@ -269,6 +290,53 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         return overlay_grid(self.display_image, overlays, colormap=self.colormap,
                             opacity=self.opacity, clip_percentile=self.clip_percentile,
                             threshold=self.threshold)
+
+    @property
+    def _mask_size(self) -> tuple[int, int]:
+        """``(H, W)`` of the model's input: the size of ``expert_mask`` and of every map."""
+        return tuple(self._prepared.x.shape[-2:])  # type: ignore[return-value]
+
+    def save_mask(self, path: str | pathlib.Path) -> pathlib.Path:
+        """Write ``expert_mask`` to ``path`` as a 1-bit PNG (it loads back exactly); return it."""
+        return save_mask(self.expert_mask, path)
+
+    def load_mask(self, path: str | pathlib.Path) -> np.ndarray:
+        """Set ``expert_mask`` from a PNG (nonzero pixels are painted) and return it.
+
+        The PNG must have the model's input size; :meth:`save_mask` writes such files.
+        """
+        self.expert_mask = load_mask(path, self._mask_size)
+        return self.expert_mask
+
+    def attack(self, method: str, **options: Any) -> None:
+        """Attack the map of ``method``'s panel with ``sw.attack``, in the background.
+
+        The attack explains exactly what the panel shows (method, parameters, layer, target,
+        contrast, seed) and moves the pixels within an L∞ budget while the prediction stays put.
+        Its view appears under the panels: the original and attacked image and map side by side,
+        how far the map moved beside random noise of the same size, and the perturbation,
+        amplified (its scale is stated). ``w.attack_results[method]`` holds the
+        :class:`sw.AttackResult`; ``w.wait()`` waits for it; the attack view's cancel button
+        or :meth:`cancel` stops it.
+
+        ``options`` override ``attack_settings`` for this attack: ``kind`` (``"untargeted"`` or
+        ``"targeted"``), ``epsilon`` (pixel units), ``steps``, ``step_size``, ``keep``,
+        ``tolerance``, ``beta``, ``defence``, ``top_k`` (see ``sw.attack``).
+        """
+        if method not in self.methods_selected:
+            raise SaliencyError(f"{method!r} has no panel to attack; shown now: "
+                                f"{', '.join(self.methods_selected) or 'none'} (add it to "
+                                f"w.methods_selected first)")
+        options = check_options({**self.attack_settings, **options})
+        with self._sync_lock:
+            self._attacks.request(method, options)
+        self._refresh()
+
+    @property
+    def attack_results(self) -> dict[str, Any]:
+        """``{method: sw.AttackResult}`` of the finished attacks on the maps shown now."""
+        with self._sync_lock:
+            return self._attacks.results(list(self.panels))
 
     def save_png(self, path: str | pathlib.Path, dpi: int = 150) -> pathlib.Path:
         """Write :meth:`to_figure` to ``path`` as PNG and return the path."""
@@ -344,6 +412,28 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
                                    f"{method!r}: {given!r}")
         return value
 
+    @t.validate("expert_mask")
+    def _valid_mask(self, proposal: dict[str, Any]) -> np.ndarray | None:
+        return check_mask(proposal["value"], self._mask_size)
+
+    @t.validate("attack_settings")
+    def _valid_attack_settings(self, proposal: dict[str, Any]) -> dict[str, Any]:
+        value: dict[str, Any] = proposal["value"]
+        try:
+            check_options(value)
+        except SaliencyError as err:
+            raise t.TraitError(str(err)) from None
+        return value
+
+    @t.observe("expert_mask")
+    def _on_mask(self, change: dict[str, Any]) -> None:
+        if self._ready:
+            self._agreement.update(list(self.panels))
+
+    def _set_agreement(self, values: dict[str, dict[str, float | None]]) -> None:
+        if values != self.agreement:
+            self.agreement = values
+
     @t.observe("colormap")
     def _on_colormap(self, change: dict[str, Any]) -> None:
         if change["new"] not in self.colormaps.get("names", ()):
@@ -372,6 +462,17 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
             # toggling a method off and on again asks for it afresh
             self._board.forget(set(change["old"] or ()) - set(new))
         self._refresh()
+
+    def _set_objective(self, target: int | None, contrast: int | str | None) -> None:
+        """Target (None: the prediction) and contrast (a class, "runner_up" or None), set while
+        the observers are quiet (``_ready`` False: one refresh follows)."""
+        self.target = int(self._prediction.top_classes[0, 0]) if target is None else target
+        if isinstance(contrast, str):
+            self.contrast_mode = "runner_up"
+            self.contrast = self._runner_up()
+        else:
+            self.contrast_mode = "none" if contrast is None else "class"
+            self.contrast = contrast
 
     def _set_contrast(self, value: int | None) -> None:
         self._resolving = True
@@ -404,7 +505,10 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
             return
         with self._sync_lock:
             weights = self._check_model()
-            selection = Selection(params=self.params, target=int(self.target),
+            given = {m: {**self._python_params.get(m, {}), **p} for m, p in self.params.items()}
+            for m, p in self._python_params.items():
+                given.setdefault(m, dict(p))
+            selection = Selection(params=given, target=int(self.target),
                                   contrast_mode=self.contrast_mode, contrast=self.contrast,
                                   model=(weights, self._epoch))
             planned = []
@@ -488,6 +592,22 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
             self.cancel()
         elif kind == "retry":
             self.retry()
+        elif kind in ("attack", "attack_cancel"):
+            self._on_attack_msg(kind, content.get("method"))
+
+    def _on_attack_msg(self, kind: str, method: Any) -> None:
+        if not isinstance(method, str) or method not in self._board.slots:
+            self._warn(f"saliency widget: an attack message named no known method ({method!r})")
+            return
+        if kind == "attack_cancel":
+            with self._sync_lock:
+                self._attacks.stop(method)
+            self._refresh()  # its job leaves the worker's list: a running attack is cancelled
+            return
+        try:
+            self.attack(method)
+        except SaliencyError as err:  # a message handler has no caller to raise to
+            self._warn(f"saliency widget: {err}")
 
     # -- building trait values ---------------------------------------------------------------
     def _predict(self) -> Prediction:
@@ -504,15 +624,30 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
                 for i, v in zip(p.top_classes[0].tolist(), p.top_probs[0].tolist())]
 
     def _describe_methods(self) -> list[dict[str, Any]]:
-        """The registry, with the model's layers as the choices of every ``layer`` parameter."""
+        """The registry for the editor: the model's layers as the choices of every ``layer``
+        parameter (a wrapper such as SmoothGrad gets one for a base that reads a layer), and,
+        for what only Python can set, how to set it here or what was set."""
         layers = list_layers(self._model)
         out = []
         for desc in self._registry.values():
             desc = jsonable(desc)
+            if desc.get("wraps") and "layer" not in desc["parameters"]:
+                desc["parameters"]["layer"] = {
+                    "default": None, "type": "layer", "nullable": True, "choices": None,
+                    "also": None, "bounds": None, "editable": True, "call": True,
+                    "note": "the base method's layer (when the base reads one)"}
+                desc["params"]["layer"] = None
             for name, p in desc["parameters"].items():
                 if p["type"] == "layer":
                     p["choices"] = layers
                     desc["choices"] = {**desc["choices"], name: layers}
+                if not p["editable"]:
+                    given = self._python_params.get(desc["name"], {}).get(name)
+                    p["note"] = (f"set from Python: {_describe_value(given)}" if given is not None
+                                 else f"Python only: sw.show(..., params={{{desc['name']!r}: "
+                                      f"{{{name!r}: …}}}})" + (
+                                          f" or sw.show(..., {name}=…)" if name == "references"
+                                          else ""))
             out.append(desc)
         return out
 
@@ -524,6 +659,43 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         """What a panel explains, in words: "tabby" or "tabby rather than tiger cat"."""
         what = self._names[key.target]
         return what if key.contrast is None else f"{what} rather than {self._names[key.contrast]}"
+
+
+def _split_params(registry: dict[str, dict[str, Any]], params: dict[str, dict[str, Any]],
+                  references: Any) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``params`` given to :func:`show`, split into what the editor can show (JSON: the
+    ``params`` trait) and what only Python holds (tensors, reference sets, lists of layers).
+    ``references`` goes to every method that takes a reference set."""
+    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+        raise SaliencyError("params must map method names to dicts of parameters, e.g. "
+                            "{'integrated_gradients': {'steps': 64}}")
+    editable: dict[str, dict[str, Any]] = {}
+    python: dict[str, dict[str, Any]] = {}
+    for method, given in params.items():
+        if method not in registry:
+            describe_method(method)  # raises with a "did you mean"
+        info = registry[method]["parameters"]
+        for name, value in given.items():
+            p = info.get(name)
+            plain = value is None or isinstance(value, (bool, int, float, str))
+            if p is not None and p["editable"] and plain:
+                editable.setdefault(method, {})[name] = value
+            else:
+                python.setdefault(method, {})[name] = value
+    if references is not None:
+        takers = [m for m, d in registry.items() if "references" in d["parameters"]]
+        for method in takers:
+            python.setdefault(method, {}).setdefault("references", references)
+    return editable, python
+
+
+def _describe_value(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        dtype = str(value.dtype).replace("torch.", "")
+        return f"a {'×'.join(map(str, value.shape))} {dtype} tensor"
+    if isinstance(value, (list, tuple)):
+        return f"{', '.join(map(str, value))}"
+    return repr(value)
 
 
 def show(model: nn.Module, image: Any, *, preprocess: Callable[[Any], Any] | None = None,
@@ -547,7 +719,10 @@ def show(model: nn.Module, image: Any, *, preprocess: Callable[[Any], Any] | Non
     mean, std : the model's input normalization, when ``preprocess`` does not reveal it
     **options
         ``target``, ``contrast`` (an index or ``"runner_up"``), ``top_k``, ``cache_bytes``,
-        ``output`` (which model output holds the logits), ``seed``, and the display options
+        ``output`` (which model output holds the logits), ``seed``, ``params`` (per method, e.g.
+        ``{"integrated_gradients": {"steps": 64}}``; values the editor cannot show, such as
+        tensors or a list of layers for ``layer_cam``, are kept in Python and used as given),
+        ``references`` (a reference set for every method that takes one), and the display options
         ``colormap``, ``opacity``, ``sign``, ``clip_percentile``, ``threshold``.
     """
     return shown(SaliencyWidget(model, image, preprocess=preprocess, labels=labels,

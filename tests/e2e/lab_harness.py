@@ -83,37 +83,47 @@ def jupyter_server(timeout: float = 120.0) -> Iterator[tuple[str, Path, Path]]:
            "--ServerApp.disable_check_xsrf=True", f"--ServerApp.root_dir={root}",
            "--ServerApp.terminals_enabled=False", "--expose-app-in-browser",
            "--JupyterNotebookApp.expose_app_in_browser=True"]
-    log_path = tmp / "jupyter.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
     base = f"http://127.0.0.1:{port}"
+    try:
+        with serve(cmd, env, f"{base}/api/status", tmp / "jupyter.log", timeout):
+            yield base, root, tmp / "jupyter.log"
+    finally:
+        if os.environ.get("KEEP_E2E_TMP"):
+            print("kept", tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def serve(cmd: list[str], env: dict[str, str], probe: str, log_path: Path,
+          timeout: float = 120.0, cwd: Path | None = None) -> Iterator[None]:
+    """Run a server in its own process group until ``probe`` answers 200; stop it afterwards
+    by killing that group only (the server and its kernels)."""
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     try:
         t0 = time.monotonic()
         while True:
             if proc.poll() is not None:
-                raise RuntimeError("jupyter lab exited:\n" + log_path.read_text())
+                raise RuntimeError(f"{cmd[0]} exited:\n" + log_path.read_text())
             with contextlib.suppress(OSError):
-                with urllib.request.urlopen(f"{base}/api/status", timeout=2) as r:
+                with urllib.request.urlopen(probe, timeout=2) as r:
                     if r.status == 200:
                         break
             if time.monotonic() - t0 > timeout:
-                raise TimeoutError("jupyter lab did not start:\n" + log_path.read_text())
+                raise TimeoutError(f"{cmd[0]} did not start:\n" + log_path.read_text())
             time.sleep(0.25)
-        yield base, root, log_path
+        yield
     finally:
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)  # our own group: the server and its kernels
+            os.killpg(proc.pid, signal.SIGTERM)
         try:
             proc.wait(20)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
         log.close()
-        if os.environ.get("KEEP_E2E_TMP"):
-            print("kept", tmp)
-        else:
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def launch_chromium(playwright: Any) -> Any:

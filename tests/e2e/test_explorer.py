@@ -39,9 +39,9 @@ eb = sw.explore(big, page_size=24)
 print(len(big), eb.total)
 '''
 
-# Time from a click to the gallery showing the new page: the grid's children are replaced when
-# the page's rows, images and maps have arrived and been drawn (a MutationObserver sees it).
-JS_CLICK_TO_GALLERY = """async ([root, sel]) => {
+# Time from an action to the gallery showing the new page: the grid's children are replaced
+# when the page's rows, images and maps have arrived and been drawn (a MutationObserver sees it).
+_JS_TO_GALLERY = """async ([root, act, arg]) => {
   const grid = root.querySelector('[data-testid=gallery]');
   const before = grid.firstElementChild;
   return await new Promise((resolve, reject) => {
@@ -51,25 +51,17 @@ JS_CLICK_TO_GALLERY = """async ([root, sel]) => {
       if (grid.firstElementChild !== before) { obs.disconnect(); clearTimeout(timer); resolve(performance.now() - t0); }
     });
     obs.observe(grid, {childList: true});
-    root.querySelector(sel).click();
+    ACTION
   });
 }"""
-
-JS_SORT_TO_GALLERY = """async ([root, column]) => {
-  const grid = root.querySelector('[data-testid=gallery]');
-  const before = grid.firstElementChild;
-  const select = root.querySelector('[data-testid=sort-by]');
-  return await new Promise((resolve, reject) => {
-    const t0 = performance.now();
-    const timer = setTimeout(() => reject(new Error('gallery unchanged after 30 s')), 30000);
-    const obs = new MutationObserver(() => {
-      if (grid.firstElementChild !== before) { obs.disconnect(); clearTimeout(timer); resolve(performance.now() - t0); }
-    });
-    obs.observe(grid, {childList: true});
-    select.value = column;
-    select.dispatchEvent(new Event('change', {bubbles: true}));
-  });
-}"""
+# click the element `arg` selects
+JS_CLICK_TO_GALLERY = _JS_TO_GALLERY.replace("[root, act, arg]", "[root, arg]").replace(
+    "ACTION", "root.querySelector(arg).click();")
+# sort by the column `arg`
+JS_SORT_TO_GALLERY = _JS_TO_GALLERY.replace("[root, act, arg]", "[root, arg]").replace(
+    "ACTION", """const select = root.querySelector('[data-testid=sort-by]');
+    select.value = arg;
+    select.dispatchEvent(new Event('change', {bubbles: true}));""")
 
 
 @pytest.fixture(scope="module")
@@ -164,3 +156,29 @@ def test_a_50000_row_store_pages_and_sorts_quickly(lab, out_dir):
     print("\nexplorer timings:", json.dumps(result))
     assert len(pages) == 8 and len(sorts) == 6
     assert not lab.errors, lab.errors
+
+
+def test_the_explorer_in_notebook7(server, browser, out_dir):
+    base, root, _ = server
+    setup = SETUP.replace("sample(96", "sample(48")
+    (root / "explorer_nb7.ipynb").write_text(json.dumps(notebook([setup, "state()"])))
+    ours = lambda e: "blob:" in (e.stack or "") or "saliency" in str(e)  # noqa: E731
+    with notebook_page(browser, f"{base}/notebooks/explorer_nb7.ipynb", keep=ours) as nb:
+        nb.run(0, timeout_ms=300_000)
+        ex = nb.page.locator(EX).first
+        ex.locator("[data-testid=gallery-item]").first.wait_for(timeout=120_000)
+        ex.locator("[data-testid=filter-correct]").select_option("wrong")
+        s = json.loads(nb.run(1).strip().splitlines()[-1])
+        deadline = 60
+        while s["filter"] != {"correct": "wrong"} and deadline:
+            nb.page.wait_for_timeout(500)
+            deadline -= 1
+            s = json.loads(nb.run(1).strip().splitlines()[-1])
+        assert s["filter"] == {"correct": "wrong"}
+        nb.page.wait_for_function(
+            f"(el) => el.querySelectorAll('[data-testid=gallery-item]').length === {min(s['total'], 12)}",
+            arg=ex.locator("[data-testid=gallery]").element_handle())
+        ex.locator("[data-testid=gallery-item]").first.click()
+        ex.locator(".saliency-widget [data-testid=panel] canvas[data-drawn]").first.wait_for(timeout=120_000)
+        ex.screenshot(path=str(out_dir / "explorer_nb7.png"))
+        assert not nb.errors, nb.errors

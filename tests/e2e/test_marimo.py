@@ -89,3 +89,64 @@ def test_the_widget_works_in_marimo(browser, out_dir):
         page.locator(ROOT).screenshot(path=str(out_dir / "marimo_widget.png"))
         assert not errors, errors
         context.close()
+
+
+EXPLORER = r'''
+import marimo
+
+app = marimo.App()
+
+
+@app.cell
+def _():
+    import marimo as mo
+    import saliency_widgets as sw
+    model = sw.demo.load_model("shapes_clever_hans")
+    data = sw.demo.sample(48, seed=5, watermark="all")
+    audit = sw.audit(model, data, methods=("grad_cam",), progress=False)
+    e = sw.explore(audit, data, model=model, labels=sw.demo.CLASSES, page_size=12)
+    view = mo.ui.anywidget(e)
+    view
+    return e, view
+
+
+@app.cell
+def _(e, view):
+    f"explorer sees: selected {view.value.get('selected')}, total {e.total}"
+    return
+
+
+if __name__ == "__main__":
+    app.run()
+'''
+
+
+def test_the_explorer_works_in_marimo(browser, tmp_path, out_dir):
+    app = tmp_path / "explorer_app.py"
+    app.write_text(EXPLORER)
+    with marimo_app(app) as url:
+        context = browser.new_context(viewport={"width": 1300, "height": 1500})
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(f"{e}\n{e.stack or ''}"))
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+                and "Failed to load resource" not in m.text else None)
+        page.goto(url)
+        ex = page.locator(".saliency-explorer")
+        items = ex.locator("[data-testid=gallery-item]")
+        items.first.wait_for(timeout=120_000)
+        assert items.count() == 12
+        ex.locator("[data-testid=page-next]").click()
+        page.wait_for_function("(el) => el.dataset.page === '1'",
+                               arg=ex.locator("[data-testid=gallery]").element_handle())
+        ex.locator("[data-testid=confusion-cell][data-true='1'][data-pred='0']").click()
+        page.get_by_text("page 1 of 1").first.wait_for(timeout=60_000)
+        idx = items.first.get_attribute("data-index")
+        items.first.click()
+        page.get_by_text(f"selected {idx}").first.wait_for(timeout=60_000)  # Python saw it
+        detail = ex.locator(".saliency-widget")
+        detail.locator("[data-testid=panel] canvas[data-drawn]").first.wait_for(timeout=120_000)
+        assert "rather than" in detail.locator("[data-testid=objective]").first.inner_text()
+        ex.screenshot(path=str(out_dir / "marimo_explorer.png"))
+        assert not errors, errors
+        context.close()

@@ -4,7 +4,7 @@
 import { h, on } from "../dom";
 import type { Model, WidgetModel } from "../model";
 
-type NumericKey = "opacity" | "clip_percentile" | "threshold";
+type NumericKey = "opacity" | "clip_percentile" | "threshold" | "brush_size";
 
 export function slider(
   model: WidgetModel,
