@@ -73,9 +73,18 @@ def package_versions(names: tuple[str, ...] = PEERS) -> dict[str, str]:
 
 
 def git_commit() -> str:
-    """The checkout's commit (``+dirty`` with uncommitted changes), or ``?``."""
+    """The commit of the saliency_widgets that runs (``+dirty`` with uncommitted changes):
+    the checkout it is imported from, which need not be this script's; ``SW_CODE_LABEL`` names
+    code that is not a git checkout (an exported tree measured as a baseline)."""
     import subprocess
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+    import saliency_widgets
+    label = os.environ.get("SW_CODE_LABEL")
+    if label:
+        return label
+    root = os.path.dirname(os.path.dirname(os.path.abspath(saliency_widgets.__file__)))
+    if not os.path.exists(os.path.join(root, ".git")):
+        return f"? (not a git checkout: {root})"
     try:
         head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
                               capture_output=True, text=True, timeout=10).stdout.strip()

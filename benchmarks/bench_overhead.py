@@ -136,12 +136,25 @@ def components(net: nn.Module, x: torch.Tensor, target: int, device: torch.devic
         with torch.enable_grad(), guided_relus(True):
             copy(x)
 
+    def hooked_forward() -> None:  # guided ReLUs by module hooks (code that has them)
+        with torch.enable_grad(), guided_relus(True, copy):  # type: ignore[call-arg]
+            copy(x)
+
     fns = {"structural copy (enter + exit)": copy_model,
            "input checks": lambda: check_input(net, x),
            "objective (explicit target)": lambda: Objective(target, None, x.shape[0], device),
            "fingerprint (not on the call path)": lambda: sw.fingerprint(net),
            "forward with graph": forward,
-           "forward with guided ReLUs": guided_forward}
+           "forward with guided ReLUs (mode)": guided_forward}
+    try:  # the mode's first pass decides whether this copy may use module hooks
+        with torch.enable_grad(), guided_relus(True, copy):  # type: ignore[call-arg]
+            copy(x)
+        with torch.enable_grad(), guided_relus(True, copy) as g:  # type: ignore[call-arg]
+            copy(x)
+        if type(g).__name__ == "GuidedReLUHooks":
+            fns["forward with guided ReLUs (module hooks)"] = hooked_forward
+    except TypeError:  # earlier code: the mode only
+        pass
     return interleaved(fns, device, args.rounds, args.min_sample)
 
 
