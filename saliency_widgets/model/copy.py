@@ -135,7 +135,7 @@ class _Copy:
 
 
 def _all_modules(model: nn.Module) -> list[nn.Module]:
-    """Every module of the tree once (``modules()`` order), the root included."""
+    """Every module of the tree once, the root included (in no particular order)."""
     seen: dict[int, nn.Module] = {}
     stack = [model]
     while stack:
