@@ -117,7 +117,9 @@ def recipe(method: str, params: dict[str, Any], info: ModelInfo) -> Recipe:
     if method == "xrai":
         return Recipe((fb(2 * params["steps"] * B),), host=info.extras.get("xrai_host"),
                       host_words=f"{B}× Felzenszwalb at 6 scales" if info.extras.get(
-                          "xrai_host") else "")
+                          "xrai_host") else "",
+                      note="not in the floor: the greedy ranking of the dilated regions (PAIR "
+                           "does the same work)")
     if method == "rise":
         return Recipe((fwd(params["samples"] * B),))
     if method == "occlusion":
