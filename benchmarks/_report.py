@@ -73,7 +73,8 @@ def report(items: list[Item], setups: dict[str, Setup], args: argparse.Namespace
         if peers:
             default = [c for c in peers if c.default][0]
             best = min(peers, key=lambda c: c.median)
-            dcell = f"{fmt_s(default.median)} {default.key} ({fmt_ratio(ours.median / default.median)})"
+            dcell = (f"{fmt_s(default.median)} {default.key} "
+                     f"({fmt_ratio(ours.median / default.median)})")
             bcell = f"{fmt_s(best.median)} {best.key} ({fmt_ratio(ours.median / best.median)})"
         else:
             default = best = None

@@ -26,7 +26,8 @@ Each round runs every contender once, in an order rotated by the round; the tabl
 median over ``--rounds`` rounds (≥3; ``--quick``: 2 rounds) after one warm-up call each.
 
     python benchmarks/bench_metrics.py --quick
-    python benchmarks/bench_metrics.py --out docs/bench/metrics_cpu.md --json docs/bench/metrics_cpu.json
+    python benchmarks/bench_metrics.py --out docs/bench/metrics_cpu.md \
+        --json docs/bench/metrics_cpu.json
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ import torchvision
 from torch import nn
 
 import saliency_widgets as sw
-from _common import fmt_s, log, sync
+from _common import log, sync
 from _env import LoadMeter, header_markdown, run_header, write_outputs
 from _floor import ModelInfo, Passes, recipe
 

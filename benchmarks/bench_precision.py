@@ -11,7 +11,8 @@ so stochastic methods draw the same noise and the error is the arithmetic's alon
 Guided IG picks features and XRAI ranks regions by comparing near-equal values: a rounding
 change can flip a choice, so their errors are large by nature (marked "discontinuous").
 
-    python benchmarks/bench_precision.py --out docs/bench/precision_cpu.md --json docs/bench/precision_cpu.json
+    python benchmarks/bench_precision.py --out docs/bench/precision_cpu.md \
+        --json docs/bench/precision_cpu.json
     python benchmarks/bench_precision.py --device cuda --models resnet50 --size 224
 """
 

@@ -254,7 +254,8 @@ def gpu_verdicts(folder: str) -> list[str]:
     slower = [r for r in with_peer if r["peer_goal"].startswith("MISS")]
     lines.append(f"* peers: {len(with_peer) - len(slower)} of {len(with_peer)} items no slower "
                  f"than the fastest peer setting" + (": slower " + ", ".join(
-                     f"{r['method']} {r['model']} b{r['batch']} ({r['ours'] / r['best']['median_s']:.2f}×"
+                     f"{r['method']} {r['model']} b{r['batch']} "
+                     f"({r['ours'] / r['best']['median_s']:.2f}×"
                      f"{', within the spread' if 'overlap' in r['peer_goal'] else ''})"
                      for r in slower) if slower else ""))
     for label, d in (("fp32", data), ("tf32", targets)):
