@@ -76,6 +76,18 @@ def _probe_new_api() -> bool:
 _HAS_NEW_API = _probe_new_api()
 
 
+def _available() -> frozenset[str]:
+    found = set()
+    for path in _NEW_API:
+        with contextlib.suppress(AttributeError, RuntimeError):
+            _get(path)
+            found.add(".".join(path))
+    return frozenset(found)
+
+
+_AVAILABLE = _available() if _HAS_NEW_API else frozenset()
+
+
 def _new_api() -> bool:
     return _HAS_NEW_API
 
@@ -138,7 +150,8 @@ def _wanted(precision: str, device: str) -> dict[str, Any]:
                        "cudnn.rnn.fp32_precision": value})
     else:
         wanted.update({f"mkldnn.{op}.fp32_precision": "ieee" for op in ("matmul", "conv", "rnn")})
-    return wanted
+    # a switch this torch build lacks is not asked for
+    return {k: v for k, v in wanted.items() if k in _AVAILABLE}
 
 
 def _satisfied(state: dict[str, Any], wanted: dict[str, Any]) -> bool:
