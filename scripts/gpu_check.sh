@@ -86,7 +86,7 @@ else
   say "step tests: skipped (no CUDA; tests/test_gpu.py skips itself without a GPU)"
 fi
 run "${OVERHEAD_LIMIT:-45}" overhead $PY benchmarks/bench_overhead.py --device "$DEVICE" \
-  $([ "$QUICK" = 1 ] && echo "--quick --models tiny" || echo "--models $MODELS --rounds 7") \
+  $([ "$QUICK" = 1 ] && echo "--quick --models tiny" || echo "--models $MODELS --rounds 5") \
   --size "$SIZE" \
   --out "$OUT/overhead.md" --json "$OUT/overhead.json"
 run "${PRECISION_LIMIT:-45}" precision $PY benchmarks/bench_precision.py --device "$DEVICE" \
