@@ -72,8 +72,10 @@ def prewarm(item: Item, s: Setup) -> None:
     sync(s.device)
 
 
-def measure(item: Item, s: Setup, args: argparse.Namespace) -> None:
-    """Warm up (or pre-warm) and run ``item``'s interleaved rounds."""
+def measure(item: Item, s: Setup, args: argparse.Namespace,
+            deadline: float | None = None) -> None:
+    """Warm up (or pre-warm) and run ``item``'s interleaved rounds; past ``deadline``
+    (``time.perf_counter()``) no new round starts (at least one runs)."""
     tag = f"[{item.model_name} b{item.batch} {item.method}]"
     item.warmed = item.est_s <= args.warmup_limit
     if item.warmed:
@@ -95,6 +97,10 @@ def measure(item: Item, s: Setup, args: argparse.Namespace) -> None:
     cs = item.contenders
     item.rounds = args.slow_rounds if item.method in SLOW else args.rounds
     for i in range(item.rounds):
+        if i and deadline is not None and time.perf_counter() + last > deadline:
+            log(f"{tag} stopped after {i} round(s): the time budget")
+            item.rounds = i
+            break
         order = cs[i % len(cs):] + cs[:i % len(cs)]
         t0 = time.perf_counter()
         for c in order:
@@ -109,7 +115,8 @@ def measure(item: Item, s: Setup, args: argparse.Namespace) -> None:
             c.cpu.append(cpu)
             if foreign is not None:
                 c.foreign.append(foreign)
-        log(f"{tag} round {i + 1}/{item.rounds} ({time.perf_counter() - t0:.1f} s): "
+        last = time.perf_counter() - t0
+        log(f"{tag} round {i + 1}/{item.rounds} ({last:.1f} s): "
             + ", ".join(f"{c.key} {fmt_s(c.samples[-1])}" for c in cs))
     if s.device.type == "cuda" and not item.warmed:
         for c in cs:

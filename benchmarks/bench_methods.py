@@ -240,7 +240,7 @@ def run_item(method: str, s: Setup, args: argparse.Namespace, device: torch.devi
         log(f"{tag} skipped: {item.skipped}")
         return item
     try:
-        measure(item, s, args)
+        measure(item, s, args, None if args.budget is None else started + args.budget)
     except Exception as err:  # a peer failing must not lose the whole run
         item.skipped = f"failed: {type(err).__name__}: {str(err)[:200]}"
         log(f"{tag} {item.skipped}")

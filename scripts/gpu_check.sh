@@ -6,15 +6,16 @@
 #                                                       # here: the same steps, CPU-sized
 #
 # Steps, each under its own time limit (seconds, overridable):
-#   1. the CUDA tests (tests/test_gpu.py)                                      TEST_LIMIT=120
+#   1. the CUDA tests (tests/test_gpu.py)                                      TEST_LIMIT=110
 #   2. per-call overhead, resnet18/50 at 224² (benchmarks/bench_overhead.py)   OVERHEAD_LIMIT=45
 #   3. precision modes' errors against fp32 and their times (bench_precision)  PRECISION_LIMIT=45
 #   4. every method, ours / peers / floor at batch 1 and 32 on resnet18/50 and
 #      the ViT methods on vit_b_16, fp32 (bench_methods; items that no longer
 #      fit the budget are listed as not measured, batch 1 first)               METHODS_LIMIT=210
 #   5. the targets in TF32 too: IG-50, SmoothGrad-50, occlusion 16/8 on
-#      resnet50 at batch 1 (bench_methods --precision tf32)                    TARGETS_LIMIT=35
-# Worst case 455 s of steps plus the wheels' install (~15 s): under 8 minutes.
+#      resnet50 at batch 1 (bench_methods --precision tf32)                    TARGETS_LIMIT=45
+# Worst case 455 s of steps plus the wheels' install (~15 s): under 8 minutes. A step cut
+# by its limit keeps what it measured (each script writes after every item).
 #   6. the goals' verdicts from those files (benchmarks/summarize.py --gpu)
 # Outputs (at most 8 files come back from $OUT): gpu_check.log, gpu_check.md (every step's
 # report and the verdicts), and one JSON per step.
@@ -55,7 +56,7 @@ if [ "$DEVICE" = cuda ]; then
   MODELS=resnet18,resnet50
   SIZE=224
   BATCHES=1,32
-  METHODS_ARGS="--rounds 5 --slow-rounds 2"
+  METHODS_ARGS="--rounds 5 --slow-rounds 2 --floor-batches 1,4,16,32,64,128"
   VIT=vit_b_16
 else
   MODELS=resnet18
@@ -81,7 +82,7 @@ run() {  # run LIMIT NAME command...: one step, its output in the log
 }
 
 if [ "$DEVICE" = cuda ]; then
-  run "${TEST_LIMIT:-120}" tests $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py
+  run "${TEST_LIMIT:-110}" tests $PY -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py
 else
   say "step tests: skipped (no CUDA; tests/test_gpu.py skips itself without a GPU)"
 fi
@@ -94,11 +95,12 @@ run "${PRECISION_LIMIT:-45}" precision $PY benchmarks/bench_precision.py --devic
   --out "$OUT/precision.md" --json "$OUT/precision.json"
 run "${METHODS_LIMIT:-210}" methods $PY benchmarks/bench_methods.py --device "$DEVICE" \
   --models "$MODELS${VIT:+,$VIT}" --size "$SIZE" --batches "$BATCHES" --precision fp32 \
-  --budget "$(( ${METHODS_LIMIT:-210} - 20 ))" $METHODS_ARGS \
+  --budget "$(( ${METHODS_LIMIT:-210} - 30 ))" --calib-time 0.3 $METHODS_ARGS \
   --out "$OUT/methods.md" --json "$OUT/methods.json"
-run "${TARGETS_LIMIT:-35}" targets $PY benchmarks/bench_methods.py --device "$DEVICE" \
+run "${TARGETS_LIMIT:-45}" targets $PY benchmarks/bench_methods.py --device "$DEVICE" \
   --models "${MODELS##*,}" --size "$SIZE" --batches 1 --precision tf32 --rounds 3 \
-  --methods integrated_gradients,smoothgrad,occlusion --budget "$(( ${TARGETS_LIMIT:-35} - 5 ))" \
+  --methods integrated_gradients,smoothgrad,occlusion --calib-time 0.3 \
+  --budget "$(( ${TARGETS_LIMIT:-45} - 10 ))" \
   --out "$OUT/targets_tf32.md" --json "$OUT/targets_tf32.json"
 # the verdicts, then every report in one markdown file (8 files at most come back)
 $PY benchmarks/summarize.py --gpu "$OUT" --out "$OUT/gpu_check.md" >>"$LOG" 2>&1
