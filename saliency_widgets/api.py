@@ -12,9 +12,11 @@ from torch import nn
 from . import methods as _methods  # noqa: F401  (registers every method)
 from . import metrics as _metrics  # noqa: F401  (registers every metric)
 from ._types import Attribution, MetricResult, Prediction
-from .baselines import parse_normalization
+from .baselines import parse_normalization, resolve_baseline
 from .errors import Cancelled, SaliencyError
+from .frames import PATH_METHODS, AttributionPath, PathFrame, RemovalCurve, build_path  # noqa: F401
 from .metrics._common import MetricContext
+from .metrics._curve import ranks_of, removal_order
 from .model.copy import explainable, unwrap
 from .model.explainee import Explainee, OutputSelector, select_output
 from .model.layers import list_layers as _list_layers
@@ -22,6 +24,7 @@ from .model.version import fingerprint as _fingerprint
 from .model.objective import Objective
 from .precision import autocast_dtype, check_mode, switches
 from .registry import METHODS, METRICS, Spec
+from .trivial import TRIVIAL_MAPS, trivial_map
 from .work import Progress, Work, callback, progress_bar
 
 _HALF = (torch.float16, torch.bfloat16)
@@ -198,13 +201,24 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
     **params
         The method's parameters (see ``list_methods()``).
     """
+    return _attribute(model, x, target, method=method, contrast=contrast, layer=layer, seed=seed,
+                      normalization=normalization, batch_size=batch_size, progress=progress,
+                      cancel=cancel, output=output, trace=None, params=params,
+                      precision=precision)
+
+
+def _attribute(model: nn.Module, x: torch.Tensor, target: Any, *, method: str, contrast: Any,
+               layer: Any, seed: int, normalization: Any, batch_size: int | None,
+               progress: Progress, cancel: threading.Event | None,
+               output: OutputSelector, trace: Callable[..., None] | None,
+               params: dict[str, Any], precision: str = "fp32") -> Attribution:
     spec, full = _method_call(method, params, layer, seed, contrast)
     precision = check_mode(precision)
     started = time.perf_counter()
     values, ctx, objective, norm_record = _run_method(
         model, x, target, spec, full, contrast=contrast, layer=layer, seed=seed,
         normalization=normalization, batch_size=batch_size, progress=callback(progress),
-        cancel=cancel, output=output, differentiable=False, precision=precision)
+        cancel=cancel, output=output, differentiable=False, trace=trace, precision=precision)
     values = values.detach()
     if values.dtype in _HALF:
         values = values.float()
@@ -263,7 +277,8 @@ def _run_method(model: nn.Module, x: torch.Tensor, target: Any, spec: Spec,
                 full: dict[str, Any], *, contrast: Any, layer: Any, seed: int,
                 normalization: Any, batch_size: int | None,
                 progress: Callable[[int, int], None] | None, cancel: threading.Event | None,
-                output: OutputSelector, differentiable: bool, precision: str
+                output: OutputSelector, differentiable: bool,
+                trace: Callable[..., None] | None = None, precision: str = "fp32"
                 ) -> tuple[torch.Tensor, Explainee, Objective, Any]:
     """Bind the model to the objective and run the method: ``(values, ctx, objective, norm)``.
 
@@ -286,6 +301,7 @@ def _run_method(model: nn.Module, x: torch.Tensor, target: Any, spec: Spec,
         ctx = Explainee(net, original, objective, work, output=output, layer=layer,
                         generator=generator, normalization=norm)
         ctx.differentiable = differentiable
+        ctx.trace = trace
         ctx.autocast = autocast_dtype(precision)
         ctx.later(~torch.isfinite(xin.detach()).all(), _nonfinite_input)
         values = _settled(ctx, lambda: spec.fn(ctx, xin, **full))
@@ -453,6 +469,133 @@ def _explainer_on(record: Attribution | None, explain: Callable | None,
                              cancel=cancel, output=output, progress=progress, **call).values
         return on
     return None
+
+
+# -- step-by-step views (the widget's teaching and trust views) ----------------------------------
+def attribution_path(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: str,
+                     contrast: Any = None, layer: Any = None, seed: int = 0,
+                     normalization: Any = None,
+                     batch_size: int | None = None,
+                     progress: Callable[[int, int], None] | None = None,
+                     cancel: threading.Event | None = None, output: OutputSelector = None,
+                     **params: Any) -> AttributionPath:
+    """Return the :class:`~saliency_widgets.frames.AttributionPath` of one image: the method's
+    run step by step (``path.frame(k)``), and its :class:`Attribution` (``path.attribution``).
+
+    For ``integrated_gradients`` (the nodes along the path, by α), ``smoothgrad`` (one noisy
+    sample at a time) and ``occlusion`` (one window at a time). The method reports its own
+    per-step values as it computes, so the running map after the last step equals
+    ``path.attribution.values`` bit for bit, and that equals :func:`attribute` with the same
+    arguments. Arguments as in :func:`attribute`; ``x`` is one image ``(1, C, H, W)``.
+    """
+    if method not in PATH_METHODS:
+        METHODS.get(method)  # an unknown name fails with the close matches
+        raise SaliencyError(f"no attribution path for method {method!r}; the path view steps "
+                            f"through {', '.join(PATH_METHODS)}")
+    if isinstance(x, torch.Tensor) and x.dim() == 4 and x.shape[0] != 1:
+        raise SaliencyError(f"attribution_path follows one image; x has a batch of "
+                            f"{x.shape[0]}: pass x[i:i + 1]")
+    events: list[dict[str, Any]] = []
+
+    def trace(name: str, **step: Any) -> None:
+        if name == method:  # tensors are copied: the method updates some in place afterwards
+            events.append({k: v.detach().clone() if isinstance(v, torch.Tensor) else v
+                           for k, v in step.items()})
+
+    attr = _attribute(model, x, target, method=method, contrast=contrast, layer=layer,
+                      seed=seed, normalization=normalization, batch_size=batch_size,
+                      progress=progress, cancel=cancel, output=output, trace=trace,
+                      params=params)
+    return build_path(method, attr, x.detach(), events)
+
+
+def removal_curve(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch.Tensor, *,
+                  metric: str = "deletion", seed: int = 0, target: Any = None,
+                  contrast: Any = None, normalization: Any = None,
+                  batch_size: int | None = None,
+                  progress: Callable[[int, int], None] | None = None,
+                  cancel: threading.Event | None = None, output: OutputSelector = None,
+                  **params: Any) -> RemovalCurve:
+    """Return :func:`evaluate` of ``deletion`` or ``insertion`` as a
+    :class:`~saliency_widgets.frames.RemovalCurve`: the result with the pixel order the metric
+    used (``ranks``), the pixel counts of its steps and its substrate, so the input at any step
+    can be rebuilt (``curve.image(k)``) without sorting again."""
+    if metric not in ("deletion", "insertion"):
+        raise SaliencyError(f"removal_curve is for 'deletion' or 'insertion', got {metric!r}")
+    result = evaluate(model, x, attribution, metric=metric, seed=seed, target=target,
+                      contrast=contrast, normalization=normalization, batch_size=batch_size,
+                      progress=progress, cancel=cancel, output=output, **params)
+    record = attribution if isinstance(attribution, Attribution) else None
+    values = _check_map(record.values if record is not None else attribution, x)
+    B, C, H, W = x.shape
+    p = result.params
+    ranks = ranks_of(removal_order(values, p["reduction"], p["tie_seed"])).view(B, H, W)
+    if normalization is None and record is not None:
+        normalization = record.normalization
+    norm, _ = parse_normalization(normalization, C, x.device, x.dtype)
+    spec = params.get("baseline") if p["baseline"] == "tensor" else p["baseline"]
+    # the metric resolves its substrate first, from a generator seeded with ``seed``
+    generator = torch.Generator(device=x.device).manual_seed(seed)
+    substrate, _ = resolve_baseline(spec, x.detach(), norm, generator, owner=metric)
+    if result.curve_x is None:  # deletion and insertion always return their curve
+        raise SaliencyError(f"{metric} returned no curve")
+    counts = torch.round(result.curve_x * (H * W)).long()
+    return RemovalCurve(result=result, ranks=ranks.cpu(), counts=counts,
+                        substrate=substrate.expand_as(x).detach(), insert=metric == "insertion",
+                        x=x.detach())
+
+
+def evaluate_trivial(model: nn.Module, x: torch.Tensor, kind: str, *, metric: str,
+                     target: Any = None, contrast: Any = None, normalization: Any = None,
+                     seed: int = 0, masks: torch.Tensor | None = None,
+                     batch_size: int | None = None,
+                     progress: Callable[[int, int], None] | None = None,
+                     cancel: threading.Event | None = None, output: OutputSelector = None,
+                     **params: Any) -> MetricResult:
+    """Return :func:`evaluate` of a trivial map (``"random"`` or ``"edge"``, see
+    :mod:`saliency_widgets.trivial`) on ``metric``: what a map that ignores the model scores.
+
+    Metrics that re-explain get the same trivial map of their perturbed inputs (the random map
+    is the same for every input; the edge map is recomputed)."""
+    if kind not in TRIVIAL_MAPS:
+        raise SaliencyError(f"unknown trivial map {kind!r}; use one of {TRIVIAL_MAPS}")
+    check_input(model, x)
+
+    def explain(net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        return trivial_map(kind, xb, normalization=normalization, seed=seed).to(xb.dtype)
+
+    values = trivial_map(kind, x, normalization=normalization, seed=seed).to(x.dtype)
+    return evaluate(model, x, values, metric=metric, seed=seed, masks=masks, explain=explain,
+                    target=target, contrast=contrast, normalization=normalization,
+                    batch_size=batch_size, progress=progress, cancel=cancel, output=output,
+                    **params)
+
+
+def randomization_maps(model: nn.Module, x: torch.Tensor, attribution: Attribution, *,
+                       seed: int = 0, batch_size: int | None = None,
+                       progress: Callable[[int, int], None] | None = None,
+                       cancel: threading.Event | None = None, output: OutputSelector = None,
+                       **params: Any) -> tuple[MetricResult, list[torch.Tensor]]:
+    """Return ``model_randomization``'s :class:`MetricResult` and the map it re-explained at
+    each step of its randomization (CPU tensors, in the order of ``result.curve``'s columns):
+    the maps its similarity curve compares with the original."""
+    if not isinstance(attribution, Attribution):
+        raise SaliencyError("randomization_maps re-explains with randomized models: pass the "
+                            "Attribution record from sw.attribute")
+    on = _explainer_on(attribution, None, batch_size, cancel, output)
+    if on is None:  # not with a record
+        raise SaliencyError("randomization_maps could not rebuild the explanation")
+    maps: list[torch.Tensor] = []
+
+    def explain(net: nn.Module, xb: torch.Tensor) -> torch.Tensor:
+        out = on(net, xb, torch.arange(xb.shape[0]))
+        maps.append(out.detach().cpu())
+        return out
+
+    result = evaluate(model, x, attribution, metric="model_randomization", seed=seed,
+                      explain=explain, batch_size=batch_size, progress=progress, cancel=cancel,
+                      output=output, **params)
+    return result, maps
 
 
 def attack(model: nn.Module, x: torch.Tensor, **kwargs: Any) -> Any:

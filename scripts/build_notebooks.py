@@ -188,11 +188,18 @@ def teaching() -> list:
              "x = data.x",
              'print("a", CLASSES[int(data.labels[0])])',
              'cheap = {"integrated_gradients": {"steps": 16}, "smoothgrad": {"samples": 10},',
-             '         "lime": {"samples": 256}, "kernel_shap": {"samples": 256}}',
-             "methods = sw.list_methods()",
-             'attrs = [sw.attribute(model, x, method=m["name"], normalization=PIXELS,',
-             '                      **cheap.get(m["name"], {})) for m in methods]',
-             'fig = method_grid(data.images[0], attrs, labels=[m["label"] for m in methods])'),
+             '         "lime": {"samples": 256}, "kernel_shap": {"samples": 256},',
+             '         "guided_ig": {"steps": 16}, "blur_ig": {"steps": 16}, "xrai": {"steps": 8},',
+             '         "rise": {"samples": 500}, "gradient_shap": {"samples": 8}}',
+             "attrs, labels = [], []",
+             "for m in sw.list_methods():",
+             "    try:",
+             '        attrs.append(sw.attribute(model, x, method=m["name"], normalization=PIXELS,',
+             '                                  **cheap.get(m["name"], {})))',
+             '        labels.append(m["label"])',
+             "    except sw.SaliencyError as err:  # e.g. attention maps need a vision transformer",
+             """        print(f"{m['label']}: not for this model ({str(err).split(';')[0]})")""",
+             "fig = method_grid(data.images[0], attrs, labels=labels)"),
         md("## Integrated gradients: the path and the number of steps",
            "",
            "IG integrates the gradient along the straight path from a baseline (here black) to "
@@ -211,6 +218,22 @@ def teaching() -> list:
              "                         rule=rule, normalization=PIXELS)",
              '        gap = a.extras["relative_completeness_gap"].abs().median()',
              '        print(f"{rule:15s} steps={steps:3d}  median |relative completeness gap| {gap:8.1e}")'),
+        md("### Step along the path",
+           "",
+           "The widget's *attribution path* view shows IG being computed: for each node α of "
+           "the quadrature, the interpolated input x′ + α(x − x′), the gradient there, and the "
+           "running sum of the weighted gradients times (x − x′). Drag the step slider: the "
+           "running sum grows into the IG map, and at α = 1 it *is* the map, with the "
+           "completeness gap of the current `steps` and `rule` beside it. Change them in the "
+           "parameter editor and the path is traced again. (Frames are fetched one at a time.)"),
+        code('ig_view = sw.show(model, data.images[0], labels=CLASSES, mean=PIXELS[0], std=PIXELS[1],',
+             '                  methods=("integrated_gradients",), metrics=())',
+             'ig_view.params = {"integrated_gradients": {"steps": 16}}',
+             'ig_view.path_method = "integrated_gradients"   # the "attribution path" menu',
+             "ig_view.wait()",
+             "info = ig_view.path_info",
+             'print(f"{info[\'steps\']} nodes; at α = 1: Σ map {info[\'total\']:.3f}, "',
+             '      f"f(x) − f(black) {info[\'change\']:.3f}, gap {info[\'gap\']:.1e}")'),
         md("## SmoothGrad: averaging away gradient noise",
            "",
            "`noise` is the standard deviation as a fraction of the image's value range. Too "
@@ -218,6 +241,15 @@ def teaching() -> list:
         code("levels = (0.0, 0.1, 0.3, 0.6)",
              'attrs = [sw.attribute(model, x, method="smoothgrad", noise=n, samples=16) for n in levels]',
              'fig = method_grid(data.images[0], attrs, labels=[f"noise {n}" for n in levels])'),
+        md("The same view steps through SmoothGrad one noisy sample at a time: the sample, its "
+           "gradient map, and the running mean, which after the last sample is the SmoothGrad "
+           "map. A single sample is speckled; the mean settles as samples accumulate."),
+        code('sg_view = sw.show(model, data.images[0], labels=CLASSES, methods=("smoothgrad",),',
+             "                  metrics=())",
+             'sg_view.params = {"smoothgrad": {"samples": 16, "noise": 0.15}}',
+             'sg_view.path_method = "smoothgrad"',
+             "sg_view.wait()",
+             'print(sg_view.path_info["steps"], "samples; drag the step slider")'),
         md("## Occlusion: the window decides what can be seen",
            "",
            "A window much smaller than the shape's parts barely changes the score; a larger one "
@@ -226,6 +258,15 @@ def teaching() -> list:
              'attrs = [sw.attribute(model, x, method="occlusion", window=w, stride=max(1, w // 2),',
              "                      normalization=PIXELS) for w in windows]",
              'fig = method_grid(data.images[0], attrs, labels=[f"window {w}" for w in windows])'),
+        md("Step through occlusion: the window slides over the image, each position records "
+           "how much the score drops, and the map so far is the mean drop over the windows that "
+           "covered each pixel."),
+        code('occ_view = sw.show(model, data.images[0], labels=CLASSES, mean=PIXELS[0], std=PIXELS[1],',
+             '                   methods=("occlusion",), metrics=())',
+             'occ_view.params = {"occlusion": {"window": 8, "stride": 4}}',
+             'occ_view.path_method = "occlusion"',
+             "occ_view.wait()",
+             'print(occ_view.path_info["steps"], "window positions")'),
         md("## Failure mode: saturation",
            "",
            "When the score saturates (here `min(1, 3·mean(x))`), the gradient at the image is "
@@ -255,6 +296,22 @@ def teaching() -> list:
              "    a = sw.attribute(model, xs, method=method, **params)",
              '    r = sw.evaluate(model, xs, a, metric="max_sensitivity", samples=5)',
              '    print(f"{method:12s} max-sensitivity {r.mean:.3f}")'),
+        md("The widget puts such numbers on each panel as badges (`sw.evaluate` with the "
+           "metric's defaults), with the rank among the shown methods and what two trivial maps "
+           "score on the same metric: a random map and an edge (Sobel) map of the image. A "
+           "number alone can mislead: the random map never looks at the input, so it is "
+           "perfectly stable (max-sensitivity 0), and still explains nothing, as its deletion "
+           "score shows. Hover a badge for what it measures; \"rank by\" orders the panels; "
+           "drag along a deletion curve to see the image as its pixels are removed."),
+        code('b = sw.show(model, data.images[0], labels=CLASSES, mean=PIXELS[0], std=PIXELS[1],',
+             '            methods=("gradient", "smoothgrad", "grad_cam"),',
+             '            metrics=("deletion", "max_sensitivity"))',
+             'b.params = {"smoothgrad": {"samples": 16}}',
+             'b.rank_by = "deletion"',
+             "b.wait()",
+             "for p in b.panels:",
+             '    print(f"{p.label:12s}", "  ".join(f"{x[\'metric\']} {x[\'value\']:.3f} (random '
+             '{x[\'random\']:.3f}, edge {x[\'edge\']:.3f})" for x in p.badges))'),
         md("## Sanity check: does the map depend on the model at all?",
            "",
            "Adebayo et al. (2018) re-initialise the network's weights block by block from the "
@@ -268,6 +325,17 @@ def teaching() -> list:
              "    a = sw.attribute(model, xs, method=method)",
              '    r = sw.evaluate(model, xs, a, metric="model_randomization")',
              '    print(f"{method:16s} similarity to the original over the cascade: {r.mean:.2f}")'),
+        md("In the widget, *sanity check* randomizes the model's blocks from the top, one more at "
+           "a time (on copies), and re-explains: the depth slider shows each method's map at that "
+           "depth beside the original, with the similarity curve, and a method whose map keeps a "
+           "rank correlation of |map| ≥ 0.5 with the original once every block is random is "
+           "flagged in words."),
+        code('s = sw.show(model, data.images[0], labels=CLASSES, metrics=(),',
+             '            methods=("gradient", "guided_backprop", "grad_cam"))',
+             's.sanity_check = True   # the "sanity check" button',
+             "s.wait()",
+             "for p in s.panels:",
+             '    print(p.sanity["verdict"])'),
         md("## The same with an ImageNet model"),
         code(PRETRAINED),
     ]

@@ -68,6 +68,7 @@ def opened():
     widgets = []
 
     def make(model=None, image=None, **kw):
+        kw.setdefault("metrics", ())  # the maps alone (badges: tests/test_widget_trust.py)
         w = sw.show(tiny_cnn() if model is None else model, rgb() if image is None else image,
                     **kw)
         widgets.append(w)

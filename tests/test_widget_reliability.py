@@ -125,6 +125,7 @@ def recorded(monkeypatch):
     widgets: list[Any] = []
 
     def make(model=None, image=None, **kw):
+        kw.setdefault("metrics", ())  # the maps alone (badges: tests/test_widget_trust.py)
         w = sw.show(tiny_cnn() if model is None else model, rgb() if image is None else image, **kw)
         widgets.append(w)
         return w
@@ -139,6 +140,7 @@ def opened():
     widgets: list[Any] = []
 
     def make(model=None, image=None, **kw):
+        kw.setdefault("metrics", ())  # the maps alone (badges: tests/test_widget_trust.py)
         w = sw.show(tiny_cnn() if model is None else model, rgb() if image is None else image, **kw)
         widgets.append(w)
         return w

@@ -19,6 +19,10 @@ import { h } from "./dom";
 import { listen, type Model, type WidgetModel } from "./model";
 import { PanelSync, PanelView, viewSize, type Display, type Hover, type Scene } from "./panels";
 import { createStore, frameScheduler } from "./store";
+import { CurveAxes, trustAddon } from "./trust/addon";
+import { metricControls } from "./trust/metricControls";
+import { PathSection } from "./trust/pathView";
+import { SanitySection } from "./trust/sanityView";
 import { resetView, type ViewState } from "./viewport";
 import { attackRoom } from "./attack";
 import { agreementLines } from "./paint/agreement";
@@ -72,11 +76,12 @@ function mount(model: WidgetModel, el: HTMLElement): () => void {
   const bar2 = h("div", { class: "sw-row sw-classes" });
   const preds = h("div", { class: "sw-row" });
   const bar3 = h("div", { class: "sw-row sw-display" });
+  const metrics = h("div", { class: "sw-row sw-metrics" });
   const status = h("div", { class: "sw-row" });
   const grid = h("div", { class: "sw-panels", "data-testid": "panels" });
   const bar4 = h("div", { class: "sw-row sw-redteam" }); // paint mode and attack settings
   const attacks = h("div", { class: "sw-attacks", "data-testid": "attacks" });
-  root.append(bar1, params, bar2, preds, bar3, bar4, status, grid, attacks);
+  root.append(bar1, params, bar2, preds, bar3, bar4, metrics, status, grid, attacks);
 
   let display = displayOf(model);
   const frame = frameScheduler(() => {
@@ -88,14 +93,25 @@ function mount(model: WidgetModel, el: HTMLElement): () => void {
   const paint = paintRoom(model, bar4, root, scene.size, () => frame.request());
   const attack = attackRoom(model, bar4, root, attacks, views, scene.size, scene.image, () => display);
   const agreement = agreementLines(model, views);
+  // the trust views: badges and curves in each panel, sanity check and path below the panels
+  const sanity = new SanitySection(model, scene, () => display);
+  const path = new PathSection(model, scene, () => display);
+  root.append(sanity.root, path.root);
+  const axes = new CurveAxes();
   const restyle = () => {
     display = displayOf(model);
     for (const pv of views.values()) pv.dirty = true;
     frame.request();
     attack.restyle();
+    sanity.restyle();
+    path.restyle();
   };
   const onRetry = () => model.send({ type: "retry" });
-  const make = (method: string) => new PanelView(method, scene, view, hover, onRetry, paint.tool);
+  const make = (method: string) => {
+    const pv = new PanelView(method, scene, view, hover, onRetry, paint.tool);
+    pv.addons.push(trustAddon(pv, { scene, axes, sanity, redraw: () => frame.request() }));
+    return pv;
+  };
   const sync = new PanelSync(model, grid, views, make, () => {
     frame.request();
     agreement.update(); // the panels' own lines: after the panels change
@@ -116,6 +132,7 @@ function mount(model: WidgetModel, el: HTMLElement): () => void {
     clipControl(model, bar3),
     thresholdControl(model, bar3),
     zoomButtons(bar3, view, scene.view, scene.size),
+    metricControls(model, metrics),
     statusBar(model, status),
     downloadButton(status, views),
     listen(model, ["panels"], panels),
@@ -132,6 +149,8 @@ function mount(model: WidgetModel, el: HTMLElement): () => void {
     for (const off of cleanups) off();
     for (const pv of views.values()) pv.destroy();
     views.clear();
+    sanity.destroy();
+    path.destroy();
     root.remove();
   };
 }

@@ -31,6 +31,10 @@ export interface Panel {
   note: string;
   /** The attack on this map (saliency_widgets/widget/attack.py), or null. */
   attack: AttackView | null;
+  /** The trust views (saliency_widgets/widget/trust/, js/src/trust/). */
+  badges: Badge[];
+  curves: Curves | null;
+  sanity: SanityData | null;
 }
 
 /** A map's display payloads: the channel-summed map, and Σ|channel| for multi-channel maps. */
@@ -60,8 +64,108 @@ export interface AttackView {
 
 export const PANEL_KEYS: (keyof Panel)[] = [
   "id", "method", "label", "objective", "title", "state", "error", "seconds", "target", "contrast",
-  "signed", "absolute", "note", "attack",
+  "signed", "absolute", "note", "attack", "badges", "curves", "sanity",
 ];
+
+/** One metric badge of a panel: sw.evaluate's value, its rank among the shown methods, and
+ *  what a random and an edge map score on the same metric. */
+export interface Badge {
+  metric: string;
+  label: string;
+  family: string;
+  higher_is_better: boolean;
+  doc: string;
+  state: PanelState;
+  error: string;
+  value: number | null;
+  /** true when the metric is undefined for this map (NaN) */
+  undefined: boolean;
+  rank: number | null;
+  of: number;
+  params: [string, string][];
+  random: number | null;
+  edge: number | null;
+}
+
+/** A deletion or insertion curve: the objective at each step, the pixel counts moved at each
+ *  step, the substrate (deletion's fill / insertion's start) and trivial maps' curves. */
+export interface CurvePart {
+  y: ArrayPayload;
+  counts: ArrayPayload;
+  substrate: ArrayPayload;
+  insert: boolean;
+  value: number | null;
+  ranks?: ArrayPayload;
+  random?: ArrayPayload;
+  edge?: ArrayPayload;
+}
+
+export interface Curves {
+  id: string;
+  /** int32 (H, W): each pixel's position in the metric's removal order (0 = moved first). */
+  ranks: ArrayPayload;
+  deletion?: CurvePart;
+  insertion?: CurvePart;
+}
+
+/** The randomization cascade of one panel's method. */
+export interface SanityData {
+  id: string;
+  state: "ready" | "computing" | "error" | "cancelled";
+  error?: string;
+  similarity?: string;
+  blocks?: string[];
+  curve?: ArrayPayload;
+  signed?: ArrayPayload;
+  absolute?: ArrayPayload | null;
+  score?: number | null;
+  final?: number | null;
+  flag?: string;
+  verdict?: string;
+  threshold?: number;
+}
+
+export interface MetricChoice {
+  name: string;
+  label: string;
+  family: string;
+  doc: string;
+  higher_is_better: boolean;
+  /** a localization metric: needs masks (given, or painted in paint mode) */
+  needs_masks?: boolean;
+}
+
+export interface PathInfo {
+  method?: string;
+  label?: string;
+  state?: "ready" | "computing" | "error" | "cancelled" | "waiting";
+  id?: string;
+  error?: string;
+  message?: string;
+  steps?: number;
+  position_name?: string;
+  positions?: ArrayPayload;
+  scores?: ArrayPayload | null;
+  total?: number | null;
+  gap?: number | null;
+  relative_gap?: number | null;
+  change?: number | null;
+  params?: [string, string][];
+}
+
+export interface PathFrame {
+  id?: string;
+  index?: number;
+  position?: number;
+  score?: number | null;
+  weight?: number;
+  window?: [number, number, number, number] | null;
+  input?: ArrayPayload;
+  step?: ArrayPayload;
+  running?: ArrayPayload;
+  step_total?: number | null;
+  running_total?: number | null;
+}
 
 /** The part of a child model we use (Backbone models in Jupyter, marimo's model in marimo). */
 export interface ChildModel<T> {
@@ -131,6 +235,15 @@ export interface Model {
   /** method → metric → value (null: undefined) of each ready map against expert_mask. */
   agreement: Record<string, Record<string, number | null>>;
   attack_settings: Record<string, unknown>;
+  metrics_selected: string[];
+  metric_choices: MetricChoice[];
+  masks_given: boolean;
+  rank_by: string;
+  sanity_check: boolean;
+  path_method: string;
+  path_step: number;
+  path_info: PathInfo;
+  path_frame: PathFrame;
 }
 
 export type WidgetModel = AnyModel<Model>;

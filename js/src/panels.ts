@@ -74,8 +74,21 @@ export function cssGradient(lut: Uint8Array): string {
   return `linear-gradient(to right, ${stops.join(", ")})`;
 }
 
+/** A feature drawn inside each panel (the trust views' badges and curve): told about every
+ *  update of the panel, destroyed with it. */
+export interface PanelAddon {
+  update(panel: Panel): void;
+  destroy(): void;
+}
+
 export class PanelView {
   readonly root: HTMLDivElement;
+  /** The badge slot under the title, and a slot under the readout, for addons. */
+  readonly badges: HTMLDivElement;
+  readonly extras: HTMLDivElement;
+  readonly addons: PanelAddon[] = [];
+  /** An RGB image shown instead of the map (a deletion step while scrubbing); null: the map. */
+  private override: Uint8Array | null = null;
   readonly canvas: HTMLCanvasElement;
   private readonly title: HTMLDivElement;
   private readonly objective: HTMLDivElement;
@@ -113,15 +126,18 @@ export class PanelView {
     this.colorbarRow = h("div", { class: "sw-colorbar-row" }, this.rangeLo, this.colorbar, this.rangeHi);
     const retry = h("button", { class: "sw-button sw-retry", type: "button", "data-testid": "retry", text: "retry" });
     this.note.append(h("span", { class: "sw-note-text" }), retry);
+    this.badges = h("div", { class: "sw-badges", "data-testid": "badges" });
+    this.extras = h("div", { class: "sw-panel-extras" });
     this.root = h(
       "div",
       { class: "sw-panel", "data-testid": "panel", "data-method": method },
       h("div", { class: "sw-panel-head" }, this.title, this.timing),
       this.objective,
-      h("div", { class: "sw-badges", "data-testid": "badges" }),
+      this.badges,
       h("div", { class: "sw-canvas-wrap" }, this.canvas, this.note),
       this.colorbarRow,
       this.readout,
+      this.extras,
     );
     this.source = imageCanvas(scene.size);
     fitBackingStore(this.canvas, scene.view, window.devicePixelRatio || 1);
@@ -236,6 +252,13 @@ export class PanelView {
       };
     }
     if (!prev || prev.id !== panel.id || prev.state !== panel.state) this.dirty = true;
+    for (const addon of this.addons) addon.update(panel);
+  }
+
+  /** Show `image` (RGB, the scene's size) instead of the map, or the map again (null). */
+  setOverride(image: Uint8Array | null): void {
+    this.override = image;
+    this.dirty = true;
   }
 
   /** Recompute the composite (image + coloured map) after a data or display change. */
@@ -243,9 +266,9 @@ export class PanelView {
     const { size } = this.scene;
     const rgba = new Uint8ClampedArray(size.width * size.height * 4);
     const d = this.derived;
-    if (!d) {
+    if (!d || this.override) {
       this.shown = null;
-      composite({ image: this.scene.image, values: null, lut: display.lut, lo: 0, hi: 1, opacity: 0, cut: { cut: 0, all: true }, signed: true }, rgba);
+      composite({ image: this.override ?? this.scene.image, values: null, lut: display.lut, lo: 0, hi: 1, opacity: 0, cut: { cut: 0, all: true }, signed: true }, rgba);
       this.rangeLo.textContent = "";
       this.rangeHi.textContent = "";
     } else {
@@ -294,6 +317,7 @@ export class PanelView {
 
   destroy(): void {
     for (const off of this.cleanups) off();
+    for (const addon of this.addons) addon.destroy();
     this.root.remove();
   }
 }

@@ -69,13 +69,19 @@ def integrated_gradients(ctx: Explainee, x: torch.Tensor, *, steps: int = 32,
                            kind="forward", report=False)
 
     acc = torch.zeros_like(x, dtype=acc_dtype)
+    if ctx.trace is not None:  # api.attribution_path: the path, node by node
+        ctx.trace("integrated_gradients", stage="setup", alphas=alphas, weights=weights,
+                  baseline=base, f_x=f_x, f_baseline=f_base)
 
     def step(i: int, j: int) -> None:
         ex = [t // steps for t in range(i, j)]
         t = torch.arange(i, j, device=x.device)  # on the device: no host-to-device wait
         rows, k = t // steps, t % steps
         points = (base[rows] + alphas[k].view(-1, 1, 1, 1) * diff[rows]).to(x.dtype)
-        _, g = ctx.input_grad(points, rows)
+        s, g = ctx.input_grad(points, rows)
+        if ctx.trace is not None:
+            ctx.trace("integrated_gradients", stage="node", nodes=k, rows=rows, points=points,
+                      scores=s, grads=g)
         g = g.to(acc_dtype) * weights[k].view(-1, 1, 1, 1)
         for r, b in enumerate(ex):  # step order per example: results independent of chunking
             acc[b] += g[r]

@@ -89,14 +89,30 @@ def occlusion(ctx: Explainee, x: torch.Tensor, *, window: object = None, stride:
                 drops[b, p] = d
 
         ctx.work.run(B * per, patched, item_numel=occ.item_numel, kind="patches")
-    # Spread each window's drop over its pixels once, after all chunks: a transposed convolution
-    # of the (ny, nx) grid of drops with a window of ones. Independent of the chunk size.
-    ones = torch.ones((1, 1, wh, ww), dtype=x.dtype, device=x.device)
-    total = F.conv_transpose2d(drops.view(B, 1, ny, nx), ones, stride=(sh, sw))
-    count = F.conv_transpose2d(torch.ones((1, 1, ny, nx), dtype=x.dtype, device=x.device),
-                               ones, stride=(sh, sw))
-    pad = (0, W - total.shape[-1], 0, H - total.shape[-2])  # pixels past the last window
-    total, count = F.pad(total, pad), F.pad(count, pad)
+    if ctx.trace is not None:  # api.attribution_path: the windows one by one
+        ctx.trace("occlusion", drops=drops, grid=(ny, nx), window=(wh, ww), stride=(sh, sw),
+                  baseline=base, scores=f_x)
+    attr, count = spread(drops, torch.ones(per, dtype=torch.bool), (ny, nx), (wh, ww), (sh, sw),
+                         (H, W))
     ctx.note("uncovered_pixels", int((count == 0).sum()))
     ctx.note("windows", per)
-    return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total))
+    return attr
+
+
+def spread(drops: torch.Tensor, used: torch.Tensor, grid: tuple[int, int],
+           window: tuple[int, int], stride: tuple[int, int], size: tuple[int, int]
+           ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``((B, 1, H, W) mean drop per pixel, (1, 1, H, W) windows per pixel)`` over the
+    windows where ``used`` (``(ny·nx,)`` bool) is set.
+
+    Each window's drop is spread over its pixels once, after all chunks: a transposed convolution
+    of the (ny, nx) grid of drops with a window of ones. Independent of the chunk size.
+    """
+    (ny, nx), (wh, ww), (sh, sw), (H, W) = grid, window, stride, size
+    on = used.to(device=drops.device, dtype=drops.dtype).view(1, 1, ny, nx)
+    ones = torch.ones((1, 1, wh, ww), dtype=drops.dtype, device=drops.device)
+    total = F.conv_transpose2d(drops.view(-1, 1, ny, nx) * on, ones, stride=(sh, sw))
+    count = F.conv_transpose2d(on, ones, stride=(sh, sw))
+    pad = (0, W - total.shape[-1], 0, H - total.shape[-2])  # pixels past the last window
+    total, count = F.pad(total, pad), F.pad(count, pad)
+    return torch.where(count > 0, total / count.clamp(min=1), torch.zeros_like(total)), count

@@ -76,6 +76,7 @@ def smoothgrad(ctx: Explainee, x: torch.Tensor, *, base: str = "gradient", sampl
         noisy = (x[None] + eps * sigma.view(1, B, 1, 1, 1)).reshape(n * B, *x.shape[1:])
         rows = torch.arange(B, device=x.device).repeat(n)
         sub = ctx.with_rows(rows)
+        sub.trace = None  # a traced SmoothGrad reports its samples, not its base's inner steps
         if own_rng:
             sub.generator = torch.Generator(device=x.device).manual_seed(seeds[1 + gi])
         with ctx.work.scope(gi, groups):
@@ -83,21 +84,30 @@ def smoothgrad(ctx: Explainee, x: torch.Tensor, *, base: str = "gradient", sampl
         if ctx._layer is None:  # record the base's layer once (and do not resolve it again)
             ctx._layer = sub._layer
         values = values.reshape(n, B, *values.shape[1:])
-        for v in values:  # sample order: independent of the group size
+        for i, v in enumerate(values):  # sample order: independent of the group size
             seen += 1
             if mean is None:
                 mean, m2, sq = v.clone(), torch.zeros_like(v), v * v
-                continue
-            delta = v - mean
-            mean += delta / seen
-            m2 += delta * (v - mean)
-            sq += v * v
+            else:
+                delta = v - mean
+                mean += delta / seen
+                m2 += delta * (v - mean)
+                sq += v * v
+            if ctx.trace is not None:  # api.attribution_path: one sample and the running result
+                ctx.trace("smoothgrad", sample=seen - 1, noisy=noisy.view(n, B, *x.shape[1:])[i],
+                          values=v, running=_aggregate(aggregation, mean, m2, sq, seen))
     if sub.resolved:  # e.g. the base's automatic window or baseline
         ctx.resolve_param("base_params", {**base_params, **sub.resolved})
     if mean is None or m2 is None or sq is None:  # the registry checked samples ≥ 1
         raise SaliencyError(f"smoothgrad: samples must be an int ≥ 1, got {samples!r}")
+    return _aggregate(aggregation, mean, m2, sq, samples)
+
+
+def _aggregate(aggregation: str, mean: torch.Tensor, m2: torch.Tensor, sq: torch.Tensor,
+               n: int) -> torch.Tensor:
+    """The map after ``n`` samples: their mean, mean square or variance."""
     if aggregation == "mean":
         return mean
     if aggregation == "square":
-        return sq / samples
-    return (m2 / samples).clamp(min=0)
+        return sq / n
+    return (m2 / n).clamp(min=0)

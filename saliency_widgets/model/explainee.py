@@ -107,6 +107,9 @@ class Explainee:
         self.autocast: torch.dtype | None = None
         self.notes: dict[str, Any] = {}
         self.resolved: dict[str, Any] = {}
+        self.trace: Callable[..., None] | None = None
+        """``trace(method, **step)``: set by ``api.attribution_path`` to receive a method's
+        per-step values (IG's nodes, SmoothGrad's samples, occlusion's windows); None otherwise."""
         # Logits of the original rows, kept as the method computes them (for Attribution.logits).
         # Only the top-level explainee keeps them: with_rows() explainees see perturbed copies.
         self._logits: torch.Tensor | None = None

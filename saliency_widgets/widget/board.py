@@ -107,8 +107,14 @@ class Extra:
     wants now (``jobs(layout)``; the ready panels are ``[p for p in layout.panels if p.entry]``).
     The worker runs the maps first, then the extras' jobs in the order given; a new selection
     replaces the whole list, so an extra asks only for what is still missing for what is shown.
-    Its job callbacks write its traits under the widget's lock and call ``refresh()``.
+    Its job callbacks write its traits under the widget's lock and call ``refresh()``. While an
+    extra wants jobs the status says "computing"; a map that becomes missing pre-empts a running
+    extra job (it is asked for again afterwards).
     """
+
+    def show(self, layout: Layout) -> None:
+        """Write this feature's traits for the panels laid out (called at every refresh, under
+        the widget's lock, before ``jobs``)."""
 
     def jobs(self, layout: Layout) -> list[Job]:
         return []

@@ -9,9 +9,11 @@ swallowed.
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Any, Callable, Hashable
 
@@ -20,6 +22,22 @@ from ..errors import Cancelled
 log = logging.getLogger(__name__)
 
 ProgressFn = Callable[[int, int], None]
+
+_LIVE: weakref.WeakSet[Worker] = weakref.WeakSet()
+
+
+@atexit.register
+def _stop_all() -> None:
+    """At interpreter exit, stop every worker at its job's next chunk and wait for it: a daemon
+    thread frozen inside a torch op aborts the process ("terminate called without an active
+    exception"), e.g. a script that exits while badges are still computed in the background."""
+    workers = list(_LIVE)
+    for worker in workers:
+        worker.close()
+    for worker in workers:
+        thread = worker._thread
+        if thread is not None and thread.is_alive():
+            thread.join(timeout=30)
 
 
 @dataclass
@@ -48,6 +66,7 @@ class Worker:
         self._running: Job | None = None
         self._thread: threading.Thread | None = None
         self._closed = False
+        _LIVE.add(self)
 
     # -- called from the kernel thread ---------------------------------------------------------
     def schedule(self, jobs: list[Job]) -> None:

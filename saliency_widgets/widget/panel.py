@@ -90,6 +90,11 @@ class Panel(LockedSync, anywidget.AnyWidget):
     attack = t.Any(None, allow_none=True).tag(sync=True)
     """The attack on this map (``attack.py``): a dict with its state, and when ready both maps,
     the attacked picture, the amplified perturbation and the shift; None when none was asked for."""
+    # the trust views (widget/trust/): metric badges, deletion/insertion curves with their pixel
+    # order, the randomization cascade's maps and curve
+    badges = t.List(t.Dict()).tag(sync=True)
+    curves = t.Any(None, allow_none=True).tag(sync=True)
+    sanity = t.Any(None, allow_none=True).tag(sync=True)
 
     def __init__(self, method: str, label: str, *, sync_lock: threading.RLock) -> None:
         super().__init__(sync_lock=sync_lock, method=method, label=label, title=label)

@@ -47,6 +47,15 @@ class LockedSync(ipywidgets.Widget):  # type: ignore[misc]  # ipywidgets ships n
         with self._sync_lock:
             super().set_state(sync_data)
 
+    def __del__(self) -> None:
+        # ipywidgets closes a widget when it is collected; at interpreter exit its module's
+        # globals may already be None (an AttributeError printed once per widget: a widget
+        # holds a panel model per method, so a test run printed it hundreds of times)
+        try:
+            super().__del__()
+        except (AttributeError, TypeError):
+            pass
+
     @contextmanager
     def hold_sync(self) -> Iterator[None]:
         with self._sync_lock, super().hold_sync():

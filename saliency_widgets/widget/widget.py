@@ -53,11 +53,13 @@ from .params import jsonable
 from .plan import Selection, plan
 from .payload import to_payload
 from .sync import LockedSync
+from .trust import TrustViews
+from .trust.mixin import check_masks
 
 _DISPLAY = ("colormap", "opacity", "sign", "clip_percentile", "threshold")
 
 
-class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
+class SaliencyWidget(DisplayOnce, LockedSync, TrustViews, anywidget.AnyWidget):
     """Heatmaps of several attribution methods over one image, side by side, zoom linked.
 
     Open it with :func:`show`. Traits listed under "Testing contract" in the README are stable.
@@ -122,7 +124,8 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
                  contrast: int | str | None = None, top_k: int = 5,
                  cache_bytes: int = 512 * 2**20, output: Any = None,
                  seed: int = 0, params: dict[str, dict[str, Any]] | None = None,
-                 references: Any = None, **display: Any) -> None:
+                 references: Any = None, metrics: Sequence[str] | None = None,
+                 masks: Any = None, **display: Any) -> None:
         if not isinstance(model, nn.Module):
             raise SaliencyError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         if isinstance(methods, str):
@@ -164,12 +167,14 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
         editable, self._python_params = _split_params(self._registry, params or {}, references)
         self._board = Board([(m["name"], m["label"]) for m in registry], cache_bytes, lock)
         self._extras: list[Extra] = []  # features that add work after the maps (board.Extra)
+        masks = check_masks(masks, self._prepared.x)  # refused before the comm opens
         super().__init__(sync_lock=lock)
         self._agreement = Agreement(lambda: self.expert_mask, self._set_agreement)
         self._attacks = Attacks(self._board.slots, model, lambda: self._prepared, output, lock,
                                 self._warn)
         self._extras += [self._agreement, self._attacks]
         self._worker = Worker(on_failure=self._internal_error)
+        self._init_trust(metrics, masks)  # badges, curves, sanity check, path (trust/)
         with self.hold_sync():
             self.labels = self._names
             self.methods = self._describe_methods()
@@ -225,7 +230,8 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
                 if panel.unseen:
                     panel.unseen = False
                     panel.send_state()
-            self.send_state(["panels", "status", "error", "message", "progress"])
+            self.send_state(["panels", "status", "error", "message", "progress",
+                             "path_info", "path_frame"])  # the path view's, written by the worker
         return True
 
     def refresh(self) -> None:
@@ -519,18 +525,29 @@ class SaliencyWidget(DisplayOnce, LockedSync, anywidget.AnyWidget):
                 except SaliencyError as err:
                     planned.append(Planned(method, error=str(err)))
             layout = self._board.lay_out(planned, self._objective)
+            for extra in self._extras:
+                extra.show(layout)
+            panels = self._trust_order(layout)  # rank_by
             if schedule:
                 jobs = [self._job(p.key, p.kwargs) for p in layout.missing if p.key is not None]
-                for extra in self._extras:  # e.g. metric badges: after the maps
-                    jobs += extra.jobs(layout)
-                self._worker.schedule(jobs)
+                later = [job for extra in self._extras for job in extra.jobs(layout)]  # after maps
+                running = self._worker.running_key
+                if jobs and running is not None and not isinstance(running, PanelKey):
+                    # a new map goes first: the running extra job stops, and is asked again after
+                    later = [job for job in later if job.key != running]
+                self._worker.schedule(jobs + later)
+            else:  # for the status line: what the trust views still wait for (queued already)
+                later = self._trust.jobs(layout)
+            status, message = layout.status, layout.message
+            if status == "idle" and later:
+                status, message = "computing", f"computing {getattr(later[0].key, 'label', '')}"
             with self.hold_sync():
-                if self.panels != layout.panels:
-                    self.panels = layout.panels
+                if self.panels != panels:
+                    self.panels = panels
                 self.error = layout.error
-                self.status = layout.status
-                self.message = layout.message
-                if layout.status != "computing":
+                self.status = status
+                self.message = message
+                if status != "computing":
                     self.progress = 0.0
 
     def _job(self, key: PanelKey, kwargs: dict[str, Any]) -> Job:
@@ -724,6 +741,9 @@ def show(model: nn.Module, image: Any, *, preprocess: Callable[[Any], Any] | Non
         tensors or a list of layers for ``layer_cam``, are kept in Python and used as given),
         ``references`` (a reference set for every method that takes one), and the display options
         ``colormap``, ``opacity``, ``sign``, ``clip_percentile``, ``threshold``.
+        ``metrics`` (default deletion, insertion, infidelity, max-sensitivity; ``()`` for none)
+        are shown as badges on every panel, computed in the background after the maps, and
+        ``masks`` (one ``(H, W)`` bool mask of the model's input) adds the localization metrics.
     """
     return shown(SaliencyWidget(model, image, preprocess=preprocess, labels=labels,
                                 methods=methods, mean=mean, std=std, **options))

@@ -46,7 +46,9 @@ def state():
                       "panels": [[p.method, p.state] for p in w.panels]}))
 print("TOP", TOP)
 '''
-OPEN = 'w = sw.show(model, image, labels=labels, methods=("grad_cam",), mean=MEAN, std=STD)'
+# metrics=(): these tests time the maps alone (the badges: tests/e2e/test_trust_browser.py)
+OPEN = ('w = sw.show(model, image, labels=labels, methods=("grad_cam",), mean=MEAN, std=STD, '
+        'metrics=())')
 STATE = "state()"
 
 # Timings are taken by watching the DOM: a MutationObserver sees the canvas get its data-drawn
@@ -330,7 +332,7 @@ small = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, stride=2), torch.nn.ReLU(),
                             torch.nn.Conv2d(8, 16, 3, stride=2), torch.nn.ReLU(),
                             torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(),
                             torch.nn.Linear(16, 1000)).eval()
-w = sw.show(small, big, labels=labels, methods=("gradient",))
+w = sw.show(small, big, labels=labels, methods=("gradient",), metrics=())
 '''
 
 JS_RESTYLE_TIME = """async (opacity) => {
