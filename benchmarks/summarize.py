@@ -28,20 +28,20 @@ BENCH = os.path.join(ROOT, "docs", "bench")
 PINNED_TORCH = "2.14.1"
 
 COMMANDS = {
-    "methods_cpu": ("python benchmarks/bench_methods.py --threads 2 --memory "
+    "methods_cpu": ("python benchmarks/bench_methods.py --threads 2 "
                     "--out docs/bench/methods_cpu.md --json docs/bench/methods_cpu.json",
-                    "about 2.5 hours on 2 quiet cores (resnet18 and resnet50 at 224 px, every "
-                    "method; Score-CAM, Ablation-CAM, Guided IG and occlusion on resnet50 "
-                    "take most of it)"),
+                    "about 2–2.5 hours on 2 quiet cores: resnet18 and resnet50 at 224 px, every "
+                    "method; Score-CAM and Ablation-CAM on resnet50 (2049 forward passes a "
+                    "call) take a third of it; --memory adds about half again"),
     "metrics_cpu": ("python benchmarks/bench_metrics.py --threads 2 "
                     "--out docs/bench/metrics_cpu.md --json docs/bench/metrics_cpu.json",
-                    "about 15 minutes on 2 quiet cores"),
+                    "about 30 minutes on 2 quiet cores, most of it Quantus' MPRT"),
     "overhead_cpu": ("python benchmarks/bench_overhead.py --baseline "
                      "docs/bench/overhead_cpu_before.json --out docs/bench/overhead_cpu.md "
                      "--json docs/bench/overhead_cpu.json",
-                     "about 4 minutes"),
+                     "about 10 minutes on a quiet machine"),
     "precision_cpu": ("python benchmarks/bench_precision.py --out docs/bench/precision_cpu.md "
-                      "--json docs/bench/precision_cpu.json", "about 5 minutes"),
+                      "--json docs/bench/precision_cpu.json", "about 10 minutes"),
 }
 
 
