@@ -53,6 +53,8 @@ class Attribution:
     logits : Tensor ``(B, classes)`` or None
         The model's logits for the unperturbed input, from the method's own forward pass (every
         method makes one), so predictions and probabilities cost nothing extra. Detached.
+    precision : str
+        The arithmetic: ``"fp32"`` (IEEE), ``"tf32"`` or ``"bf16"`` (see ``sw.attribute``).
     """
 
     values: torch.Tensor
@@ -66,6 +68,7 @@ class Attribution:
     seconds: float = 0.0
     extras: Mapping[str, Any] = field(default_factory=dict)
     logits: torch.Tensor | None = None
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen(self.params))
@@ -96,6 +99,8 @@ class MetricResult:
         Every parameter, defaults filled in and resolved.
     extras : Mapping
         Metric-specific details (e.g. every similarity measure of a randomization test).
+    precision : str
+        The arithmetic of the metric's model passes (see ``sw.evaluate``).
     """
 
     metric: str
@@ -106,6 +111,7 @@ class MetricResult:
     params: Mapping[str, Any] = field(default_factory=dict)
     extras: Mapping[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", _frozen(self.params))

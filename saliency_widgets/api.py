@@ -13,7 +13,7 @@ from . import methods as _methods  # noqa: F401  (registers every method)
 from . import metrics as _metrics  # noqa: F401  (registers every metric)
 from ._types import Attribution, MetricResult, Prediction
 from .baselines import parse_normalization, resolve_baseline
-from .errors import SaliencyError
+from .errors import Cancelled, SaliencyError
 from .frames import PATH_METHODS, AttributionPath, PathFrame, RemovalCurve, build_path  # noqa: F401
 from .metrics._common import MetricContext
 from .metrics._curve import ranks_of, removal_order
@@ -22,6 +22,7 @@ from .model.explainee import Explainee, OutputSelector, select_output
 from .model.layers import list_layers as _list_layers
 from .model.version import fingerprint as _fingerprint
 from .model.objective import Objective
+from .precision import autocast_dtype, check_mode, switches
 from .registry import METHODS, METRICS, Spec
 from .trivial import TRIVIAL_MAPS, trivial_map
 from .work import Progress, Work, callback, progress_bar
@@ -73,8 +74,16 @@ def list_layers(model: nn.Module, *, limit: int = 64) -> list[str]:
     return _list_layers(model, limit)
 
 
-def check_input(model: nn.Module, x: Any) -> None:
-    """Raise a :class:`SaliencyError` naming the fix for any input the methods cannot take."""
+def _nonfinite_input() -> None:
+    raise SaliencyError("x contains NaN or Inf values; clean or re-normalize the input")
+
+
+def check_input(model: nn.Module, x: Any, *, finite: bool = True) -> None:
+    """Raise a :class:`SaliencyError` naming the fix for any input the methods cannot take.
+
+    ``finite=False`` leaves the NaN/Inf check to the caller (``attribute`` queues it so a GPU
+    call need not wait for the device before it starts).
+    """
     if not isinstance(x, torch.Tensor):
         raise SaliencyError(f"x must be a torch.Tensor of shape (B, C, H, W), got "
                             f"{type(x).__name__}; sw.show() accepts images and arrays")
@@ -88,8 +97,8 @@ def check_input(model: nn.Module, x: Any) -> None:
         raise SaliencyError(f"x must have shape (B, C, H, W), got {tuple(x.shape)}")
     if x.shape[0] == 0:
         raise SaliencyError("x is an empty batch (B = 0)")
-    if not bool(torch.isfinite(x).all()):
-        raise SaliencyError("x contains NaN or Inf values; clean or re-normalize the input")
+    if finite and not bool(torch.isfinite(x).all()):
+        _nonfinite_input()
     param = next(iter(unwrap(model).parameters()), None)
     if param is not None:
         if param.device != x.device:
@@ -153,7 +162,7 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
               normalization: Any = None, batch_size: int | None = None,
               progress: Progress = None,
               cancel: threading.Event | None = None, output: OutputSelector = None,
-              **params: Any) -> Attribution:
+              precision: str = "fp32", **params: Any) -> Attribution:
     """Return an :class:`Attribution` explaining ``logit[target] − logit[contrast]``.
 
     Parameters
@@ -184,25 +193,32 @@ def attribute(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: 
         When set, the work stops at the next chunk and :class:`Cancelled` is raised.
     output : key, index or callable
         Selects the logits when the model returns a dict, tuple or other object.
+    precision : ``"fp32"``, ``"tf32"`` or ``"bf16"``
+        ``"fp32"``: IEEE float32 (TF32 off, also for cuDNN convolutions, which PyTorch runs in
+        TF32 by default on a GPU). ``"tf32"``: CUDA matmuls and convolutions in TensorFloat-32.
+        ``"bf16"``: the model runs under bfloat16 autocast. The process-wide switches are put
+        back as they were after the call; see :mod:`saliency_widgets.precision`.
     **params
         The method's parameters (see ``list_methods()``).
     """
     return _attribute(model, x, target, method=method, contrast=contrast, layer=layer, seed=seed,
                       normalization=normalization, batch_size=batch_size, progress=progress,
-                      cancel=cancel, output=output, trace=None, params=params)
+                      cancel=cancel, output=output, trace=None, params=params,
+                      precision=precision)
 
 
 def _attribute(model: nn.Module, x: torch.Tensor, target: Any, *, method: str, contrast: Any,
                layer: Any, seed: int, normalization: Any, batch_size: int | None,
                progress: Progress, cancel: threading.Event | None,
                output: OutputSelector, trace: Callable[..., None] | None,
-               params: dict[str, Any]) -> Attribution:
+               params: dict[str, Any], precision: str = "fp32") -> Attribution:
     spec, full = _method_call(method, params, layer, seed, contrast)
+    precision = check_mode(precision)
     started = time.perf_counter()
     values, ctx, objective, norm_record = _run_method(
         model, x, target, spec, full, contrast=contrast, layer=layer, seed=seed,
         normalization=normalization, batch_size=batch_size, progress=callback(progress),
-        cancel=cancel, output=output, differentiable=False, trace=trace)
+        cancel=cancel, output=output, differentiable=False, trace=trace, precision=precision)
     values = values.detach()
     if values.dtype in _HALF:
         values = values.float()
@@ -214,14 +230,14 @@ def _attribute(model: nn.Module, x: torch.Tensor, target: Any, *, method: str, c
                        contrast=resolved_contrast, params={**full, **ctx.resolved},
                        layer=layer_name, seed=seed, normalization=norm_record,
                        seconds=time.perf_counter() - started, extras=ctx.notes,
-                       logits=ctx.original_logits())
+                       logits=ctx.original_logits(), precision=precision)
 
 
 def attribute_graph(model: nn.Module, x: torch.Tensor, target: Any = None, *, method: str,
                     contrast: Any = None, layer: str | nn.Module | None = None, seed: int = 0,
                     normalization: Any = None, batch_size: int | None = None,
                     cancel: threading.Event | None = None, output: OutputSelector = None,
-                    **params: Any) -> torch.Tensor:
+                    precision: str = "fp32", **params: Any) -> torch.Tensor:
     """Return the map :func:`attribute` computes, still in the autograd graph of ``x``.
 
     Internal (the attacks differentiate a map with respect to its input). The same method code
@@ -233,7 +249,7 @@ def attribute_graph(model: nn.Module, x: torch.Tensor, target: Any = None, *, me
     values, _, _, _ = _run_method(
         model, x, target, spec, full, contrast=contrast, layer=layer, seed=seed,
         normalization=normalization, batch_size=batch_size, progress=None, cancel=cancel,
-        output=output, differentiable=True)
+        output=output, differentiable=True, precision=check_mode(precision))
     return values.float() if values.dtype in _HALF else values
 
 
@@ -262,16 +278,22 @@ def _run_method(model: nn.Module, x: torch.Tensor, target: Any, spec: Spec,
                 normalization: Any, batch_size: int | None,
                 progress: Callable[[int, int], None] | None, cancel: threading.Event | None,
                 output: OutputSelector, differentiable: bool,
-                trace: Callable[..., None] | None = None
+                trace: Callable[..., None] | None = None, precision: str = "fp32"
                 ) -> tuple[torch.Tensor, Explainee, Objective, Any]:
-    """Bind the model to the objective and run the method: ``(values, ctx, objective, norm)``."""
-    check_input(model, x)
+    """Bind the model to the objective and run the method: ``(values, ctx, objective, norm)``.
+
+    Checks that need the device's answer (NaN/Inf input or logits) are queued and judged once,
+    after the method (:meth:`Explainee.settle`); if the method fails first, a failed check is
+    the error reported.
+    """
+    check_input(model, x, finite=False)
     B, C = x.shape[:2]
     norm, norm_record = parse_normalization(normalization, C, x.device, x.dtype)
     work = Work(x.device, batch_size, progress, cancel)
     generator = torch.Generator(device=x.device).manual_seed(seed)
     original = unwrap(model)
-    with torch.inference_mode(False), explainable(model) as net:
+    with switches(precision, x.device), torch.inference_mode(False), \
+            explainable(model) as net:
         # A copy, so a model that edits its input in place cannot reach x; a differentiable
         # copy keeps x's graph.
         xin = x.clone() if differentiable and x.requires_grad else x.detach().clone()
@@ -280,8 +302,29 @@ def _run_method(model: nn.Module, x: torch.Tensor, target: Any, spec: Spec,
                         generator=generator, normalization=norm)
         ctx.differentiable = differentiable
         ctx.trace = trace
-        values = spec.fn(ctx, xin, **full)
+        ctx.autocast = autocast_dtype(precision)
+        ctx.later(~torch.isfinite(xin.detach()).all(), _nonfinite_input)
+        values = _settled(ctx, lambda: spec.fn(ctx, xin, **full))
     return values, ctx, objective, norm_record
+
+
+def _settled(ctx: Explainee, run: Callable[[], Any]) -> Any:
+    """``run()``, then the queued checks; when ``run`` fails, a failed check is raised instead
+    (a NaN input is the better explanation of whatever broke downstream)."""
+    try:
+        out = run()
+    except Cancelled:
+        raise
+    except Exception as err:
+        try:
+            ctx.settle(warn=False)
+        except SaliencyError as check:
+            raise check from err
+        except Exception:  # the device itself failed: report the original error
+            pass
+        raise
+    ctx.settle()
+    return out
 
 
 def _check_map(values: Any, x: torch.Tensor) -> torch.Tensor:
@@ -303,7 +346,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
              target: Any = None, contrast: Any = None, normalization: Any = None,
              batch_size: int | None = None, progress: Progress = None,
              cancel: threading.Event | None = None, output: OutputSelector = None,
-             **params: Any) -> MetricResult:
+             precision: str | None = None, **params: Any) -> MetricResult:
     """Score one attribution with one metric (see :func:`list_metrics`); per example.
 
     ``attribution`` is an :class:`Attribution` (its target, contrast, normalization and method
@@ -312,11 +355,16 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
     metrics that re-explain (a given ``explain`` is used with a record too, e.g. for a record
     made with a tensor baseline, which cannot be replayed). The user's model is never modified.
     ``progress`` is a callable(done, total), or True for a ``tqdm.auto`` bar.
+    ``precision`` (see :func:`attribute`) applies to the metric's own model passes; None takes
+    the record's (``"fp32"`` for a plain tensor). Re-explanations replay the record's.
     """
     spec = METRICS.get(metric)
     full = spec.check_params(params)
     check_input(model, x)
     record = attribution if isinstance(attribution, Attribution) else None
+    if precision is None:
+        precision = record.precision if record is not None else "fp32"
+    precision = check_mode(precision)
     values = _check_map(record.values if record is not None else attribution, x)
     if record is not None:
         for name, given, have in (("target", target, record.target),
@@ -336,12 +384,14 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
     norm, _ = parse_normalization(normalization, x.shape[1], x.device, x.dtype)
     work = Work(x.device, batch_size, callback(progress), cancel)
     generator = torch.Generator(device=x.device).manual_seed(seed)
-    with torch.inference_mode(False), explainable(model) as net:
+    with switches(precision, x.device), torch.inference_mode(False), \
+            explainable(model) as net:
         xin = x.detach().clone()  # a model that edits its input in place cannot reach x
         objective = Objective(target, contrast, x.shape[0], x.device)
         ctx = Explainee(net, unwrap(model), objective, work, output=output,
                         layer=record.layer if record is not None else None,
                         generator=generator, normalization=norm)
+        ctx.autocast = autocast_dtype(precision)
         if not objective.resolved:  # a plain tensor with target=None: the predicted class
             ctx.work.run(x.shape[0], lambda i, j: ctx.scores(
                 xin[i:j], torch.arange(i, j, device=x.device), original=True),
@@ -350,7 +400,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
                            explain=_explainer(model, record, explain, batch_size,
                                               cancel, output))
         mc.explain_on = _explainer_on(record, explain, batch_size, cancel, output)
-        scored = spec.fn(mc, xin, values, **full)
+        scored = _settled(ctx, lambda: spec.fn(mc, xin, values, **full))
     if x.device.type == "cuda":
         torch.cuda.synchronize(x.device)
     return MetricResult(metric=spec.name, scores=scored.scores.detach().double().cpu(),
@@ -358,7 +408,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, attribution: Attribution | torch
                         curve_x=None if scored.curve_x is None else scored.curve_x.cpu(),
                         higher_is_better=bool(spec.higher_is_better),
                         params={**full, **mc.resolved}, extras=dict(mc.extras),
-                        seconds=time.perf_counter() - started)
+                        seconds=time.perf_counter() - started, precision=precision)
 
 
 def _as_tuple(spec: Any, batch: int) -> tuple[int, ...] | str:
@@ -376,7 +426,7 @@ def _record_call(record: Attribution) -> dict[str, Any]:
         raise SaliencyError("this metric re-explains perturbed inputs, but the attribution used "
                             "a tensor baseline; pass explain=callable(model, x) instead")
     return {"method": record.method, "layer": record.layer, "seed": record.seed,
-            "normalization": record.normalization, **params}
+            "normalization": record.normalization, "precision": record.precision, **params}
 
 
 def _explainer(model: nn.Module, record: Attribution | None, explain: Callable | None,

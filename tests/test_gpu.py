@@ -120,3 +120,46 @@ def test_oom_backoff_gives_the_same_result():
         torch.cuda.set_per_process_memory_fraction(1.0)
     err = float((auto.values - small.values).abs().max() / small.values.abs().max())
     assert err < 1e-4, f"OOM back-off changed the result by {err:.2e}"
+
+
+# --- precision= on CUDA ----------------------------------------------------------------------
+class _Switches(torch.nn.Module):
+    """Wraps a model and records cuDNN's convolution precision inside its forward."""
+
+    def __init__(self, inner: torch.nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+        self.seen: list[str] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen.append(torch.backends.cudnn.conv.fp32_precision)
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("mode, expected", [("fp32", "ieee"), ("tf32", "tf32"), ("bf16", "ieee")])
+def test_precision_switches_on_cuda_are_set_and_put_back(pair, mode, expected):
+    from saliency_widgets import precision as prec
+    _, gpu, x = pair
+    if not hasattr(torch.backends.cudnn, "conv"):
+        pytest.skip("this torch has only the legacy TF32 switches")
+    before = prec.snapshot()
+    net = _Switches(gpu).eval()
+    attr = sw.attribute(net, x.cuda(), [1, 2], method="gradient", precision=mode)
+    assert attr.precision == mode and set(net.seen) == {expected}
+    assert prec.snapshot() == before
+
+
+@pytest.mark.parametrize("mode, tol", [("tf32", 5e-2), ("bf16", 0.25)])
+@pytest.mark.parametrize("name", ["grad_cam", "integrated_gradients"])
+def test_reduced_precision_stays_near_fp32_on_cuda(pair, mode, tol, name):
+    """TF32 keeps a 10-bit mantissa in products, bf16 an 8-bit one everywhere in the model: their
+    maps stay within a few percent of the fp32 map (bench_precision.py measures the errors)."""
+    _, gpu, x = pair
+    params = CHEAP.get(name, {})
+    ref = sw.attribute(gpu, x.cuda(), [1, 2], method=name, precision="fp32", **params)
+    got = sw.attribute(gpu, x.cuda(), [1, 2], method=name, precision=mode, **params)
+    assert got.values.dtype == torch.float32
+    err = float((got.values - ref.values).abs().max() / ref.values.abs().max())
+    assert err < tol, f"{name} {mode}: {err:.2e} (tol {tol})"
+    if mode == "bf16":
+        assert err > 0  # autocast ran

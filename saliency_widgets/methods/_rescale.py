@@ -25,8 +25,8 @@ def rescale_mean(ctx: Explainee, x: torch.Tensor, refs: torch.Tensor) -> torch.T
 
     def step(i: int, j: int) -> None:
         ex = [t // R for t in range(i, j)]
-        rows = torch.tensor(ex, device=x.device)
-        which = torch.tensor([t % R for t in range(i, j)], device=x.device)
+        t = torch.arange(i, j, device=x.device)  # on the device: no host-to-device wait
+        rows, which = t // R, t % R
         xb = x[rows]
         rb = refs[rows if refs.shape[0] > 1 else torch.zeros_like(rows), which]
         s, s_ref, m = ctx.input_grad_under(xb, rows, mode=DeepLiftMode(len(ex)), reference=rb,

@@ -74,10 +74,9 @@ def integrated_gradients(ctx: Explainee, x: torch.Tensor, *, steps: int = 32,
                   baseline=base, f_x=f_x, f_baseline=f_base)
 
     def step(i: int, j: int) -> None:
-        items = range(i, j)
-        ex = [t // steps for t in items]
-        k = torch.tensor([t % steps for t in items], device=x.device)
-        rows = torch.tensor(ex, device=x.device)
+        ex = [t // steps for t in range(i, j)]
+        t = torch.arange(i, j, device=x.device)  # on the device: no host-to-device wait
+        rows, k = t // steps, t % steps
         points = (base[rows] + alphas[k].view(-1, 1, 1, 1) * diff[rows]).to(x.dtype)
         s, g = ctx.input_grad(points, rows)
         if ctx.trace is not None:

@@ -5,6 +5,12 @@ layer activations/gradients of a batch whose row ``r`` explains example ``rows[r
 row ``r`` is example ``r``). ``original=True`` says the rows are the unperturbed input: their
 logits resolve ``target=None`` / ``"runner_up"`` (no extra pass) and are checked for NaN/Inf.
 
+Checks that would make the host wait for the device (finite logits, a blank layer gradient) are
+queued with :meth:`Explainee.later` and judged together by :meth:`Explainee.settle` when the call
+ends, where the API waits for the result anyway: a GPU call then never stops between its
+forward and backward passes. ``autocast`` (bf16 precision) runs the model's forward passes
+under ``torch.autocast``; the method's own arithmetic stays in the input's dtype.
+
 ``differentiable=True`` (set by ``api.attribute_graph`` for the attacks) keeps every primitive's
 result in the autograd graph of its input: gradients are taken with ``create_graph=True``, layer
 activations are not cut from the input, and nothing is detached. Any method built from these
@@ -17,6 +23,7 @@ the derivative follows the network rather than the rules (``rewrite.py``).
 from __future__ import annotations
 
 import warnings
+import weakref
 from typing import Any, Callable
 
 import torch
@@ -36,6 +43,10 @@ from .objective import Objective
 from .rewrite import RewriteMode, rewritten_pass
 
 OutputSelector = Callable[[Any], torch.Tensor] | str | int | None
+
+# Per copy of a model: the layers resolved from a name or from None (see Explainee._resolve).
+_RESOLVED: weakref.WeakKeyDictionary[nn.Module, dict[str | None, ResolvedLayer]] = \
+    weakref.WeakKeyDictionary()
 
 
 def select_output(out: Any, selector: OutputSelector) -> torch.Tensor:
@@ -64,6 +75,11 @@ def select_output(out: Any, selector: OutputSelector) -> torch.Tensor:
     return out
 
 
+def _nan_logits() -> None:
+    raise SaliencyError("the model produced NaN or Inf logits for this input; check the input's "
+                        "scale and the model's weights")
+
+
 def warn_no_relu() -> None:
     warnings.warn("guided backpropagation saw no ReLU call in the forward pass (a model without "
                   "ReLUs, or TorchScript, whose calls cannot be intercepted), so it equals the "
@@ -88,6 +104,7 @@ class Explainee:
         self._layer: ResolvedLayer | None = None
         self._layers: list[ResolvedLayer] | None = None
         self.differentiable = False
+        self.autocast: torch.dtype | None = None
         self.notes: dict[str, Any] = {}
         self.resolved: dict[str, Any] = {}
         self.trace: Callable[..., None] | None = None
@@ -98,9 +115,36 @@ class Explainee:
         self._logits: torch.Tensor | None = None
         self._logits_seen: torch.Tensor | None = None
         self._keep_logits = True
+        # (flag on the device, what to do when it is True, a warning?), judged by settle();
+        # shared by every with_rows() view of this call
+        self.pending: list[tuple[torch.Tensor, Callable[[], None], bool]] = []
+
+    # --- checks that wait until the end of the call ------------------------------------------
+    def later(self, flag: torch.Tensor, action: Callable[[], None], *,
+              warning: bool = False) -> None:
+        """Run ``action`` (raise, or warn if ``warning``) at :meth:`settle` if the 0-dim bool
+        ``flag`` is True."""
+        self.pending.append((flag.detach().reshape(()), action, warning))
+
+    def settle(self, warn: bool = True) -> None:
+        """Judge the queued checks with one wait for the device, in the order they were queued
+        (``warn=False``: errors only)."""
+        if not self.pending:
+            return
+        pending = list(self.pending)
+        self.pending.clear()
+        device = pending[0][0].device
+        flags = torch.stack([f.to(device) for f, _, _ in pending]).tolist()
+        for hit, (_, action, warning) in zip(flags, pending):
+            if hit and (warn or not warning):
+                action()
 
     # --- logits and scores -------------------------------------------------------------------
     def logits(self, xb: torch.Tensor) -> torch.Tensor:
+        if self.autocast is not None:
+            with torch.autocast(xb.device.type, dtype=self.autocast):
+                out = self._checked(self.model(xb), xb.shape[0])
+            return out.to(xb.dtype)  # scores (and what methods build from them) in x's dtype
         return self._checked(self.model(xb), xb.shape[0])
 
     def _checked(self, out: Any, n: int) -> torch.Tensor:
@@ -122,9 +166,7 @@ class Explainee:
         if rows is None:
             rows = torch.arange(logits.shape[0], device=logits.device)
         if original:
-            if not bool(torch.isfinite(logits).all()):
-                raise SaliencyError("the model produced NaN or Inf logits for this input; check "
-                                    "the input's scale and the model's weights")
+            self.later(~torch.isfinite(logits.detach()).all(), _nan_logits)
             self.objective.resolve(logits, rows)
             if self._keep_logits:
                 self._keep(logits, rows)
@@ -177,6 +219,10 @@ class Explainee:
             plain, out, leaf = rewritten_pass(mode, keep, forward or self.logits, xb)
         return plain, out, leaf, keep
 
+    def _plain_model(self) -> nn.Module | None:
+        """The model for guided ReLUs by module hooks, or None (the mode: differentiable maps)."""
+        return None if self.differentiable else self.model
+
     def _row_index(self, n: int, rows: torch.Tensor | None, device: torch.device
                    ) -> torch.Tensor:
         return torch.arange(n, device=device) if rows is None else rows
@@ -197,9 +243,9 @@ class Explainee:
                 warn_no_relu()
             return s, g
         xb = self._grad_input(xb)
-        with torch.enable_grad(), guided_relus(guided) as relus:
+        with torch.enable_grad(), guided_relus(guided, self._plain_model()) as guide:
             s = self._scores(self.logits(xb), rows, original)
-        if relus is not None and relus.calls == 0:
+        if guide is not None and guide.calls == 0:
             warn_no_relu()
         with torch.enable_grad():  # create_graph records the backward pass itself
             (g,) = torch.autograd.grad(s.sum(), xb, create_graph=self.differentiable)
@@ -252,7 +298,14 @@ class Explainee:
         def probe() -> None:
             with torch.no_grad():
                 self.model(probe_input[:1])
-        return resolve_layer(spec, self.original, self.model, probe)
+        if spec is not None and not isinstance(spec, str):
+            return resolve_layer(spec, self.original, self.model, probe)
+        # A name or the automatic choice resolves the same way for as long as our copy of the
+        # model lives (the pool rebuilds it when the module tree changes): look it up once.
+        known = _RESOLVED.setdefault(self.model, {})
+        if spec not in known:
+            known[spec] = resolve_layer(spec, self.original, self.model, probe)
+        return known[spec]
 
     def layer(self, probe_input: torch.Tensor) -> ResolvedLayer:
         """The resolved layer (probing the model once with ``probe_input[:1]`` if needed)."""
@@ -305,7 +358,7 @@ class Explainee:
         # Differentiable maps keep the activation in the input's graph (the map depends on x
         # through it); otherwise the graph starts at the layer, cheaper.
         keep = with_input_grad or (self.differentiable and xb.requires_grad)
-        with torch.enable_grad(), guided_relus(guided) as mode, \
+        with torch.enable_grad(), guided_relus(guided, self._plain_model()) as mode, \
                 capture_layer(layer.module, "keep" if keep else "cut", layer.name,
                               mode) as cap:
             s = self._scores(self.logits(xb), rows, original)
@@ -543,16 +596,21 @@ class Explainee:
         return [torch.zeros_like(a) if g is None else g for a, g in zip(mine, grads)]
 
     def warn_if_blank(self, grads: torch.Tensor, rows: torch.Tensor, what: str) -> None:
-        """Warn when a layer's gradients vanish for an example that is not a self-contrast."""
-        blank = (grads.flatten(1) == 0).all(1) & ~self.objective.self_contrast()[rows]
-        if bool(blank.any()):
-            idx = blank.nonzero()[:, 0].tolist()
-            where = self._layer.name if self._layer else "?"
-            warnings.warn(f"{what}: the gradients at layer {where}"
-                          f" are all zero for example(s) {idx}, so the map is blank. The output "
-                          f"may not depend on this layer (e.g. a ViT's last block, whose patch "
-                          f"tokens the head ignores); pass another layer=", SaliencyWarning,
-                          stacklevel=3)
+        """Warn when a layer's gradients vanish for an example that is not a self-contrast
+        (judged at :meth:`settle`, so the device is not waited for here)."""
+        blank = grads.flatten(1).any(1).logical_not()
+        name = self._layer.name if self._layer else "?"
+
+        def warn() -> None:
+            hit = blank & ~self.objective.self_contrast()[rows]
+            if not bool(hit.any()):
+                return
+            idx = rows[hit].tolist()
+            warnings.warn(f"{what}: the gradients at layer {name} are all zero for example(s) "
+                          f"{idx}, so the map is blank. The output may not depend on this layer "
+                          f"(e.g. a ViT's last block, whose patch tokens the head ignores); pass "
+                          f"another layer=", SaliencyWarning, stacklevel=7)
+        self.later(blank.any(), warn, warning=True)
 
     def with_rows(self, index: torch.Tensor) -> Explainee:
         """An explainee for a batch whose row ``r`` is a variant of example ``index[r]``."""

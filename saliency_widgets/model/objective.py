@@ -3,6 +3,10 @@
 Targets given as ``None`` (the predicted class) and the ``"runner_up"`` contrast are resolved
 from the first forward pass of the original input, so resolving them costs no extra pass. With
 ``contrast == target`` the score is ``l − l``, exactly zero, and so is every map built from it.
+
+Nothing here waits for the device: the indices travel to it asynchronously, and resolution
+happens on the device (which rows are resolved is a device tensor), so a GPU call keeps queueing
+work instead of stopping after each forward pass.
 """
 
 from __future__ import annotations
@@ -42,6 +46,12 @@ def _as_indices(spec: Any, batch: int, what: str) -> list[int] | None:
     raise SaliencyError(f"{what} must be None, an int or one int per example, got {spec!r}")
 
 
+def _on(values: list[int], device: torch.device) -> torch.Tensor:
+    """A long tensor on ``device`` without waiting for it (``non_blocking`` host-to-device copy:
+    the values are staged at once, so the host list can go)."""
+    return torch.tensor(values, dtype=torch.long).to(device, non_blocking=True)
+
+
 class Objective:
     """Per-example target and contrast indices, on the model's device."""
 
@@ -51,25 +61,24 @@ class Objective:
         self.num_classes: int | None = None
         given = _as_indices(target, batch, "target")
         self._explicit_target = given is not None
-        self.target = torch.tensor(given if given is not None else [_UNRESOLVED] * batch,
-                                   dtype=torch.long, device=device)
+        self.target = _on(given if given is not None else [_UNRESOLVED] * batch, device)
         self.runner_up = isinstance(contrast, str)
         if self.runner_up and contrast != "runner_up":
             raise SaliencyError(f"contrast={contrast!r} is not understood; use None, an int, one "
                                 f"int per example, or 'runner_up'")
         cgiven = None if self.runner_up else _as_indices(contrast, batch, "contrast")
         self.has_contrast = self.runner_up or cgiven is not None
-        self.contrast = (torch.tensor(cgiven if cgiven is not None else [_UNRESOLVED] * batch,
-                                      dtype=torch.long, device=device)
+        self.contrast = (_on(cgiven if cgiven is not None else [_UNRESOLVED] * batch, device)
                          if self.has_contrast else None)
         self._explicit = (given or []) + (cgiven or [])
-        self._resolved = torch.zeros(batch, dtype=torch.bool)
-        if self._explicit_target and not self.runner_up:
-            self._resolved[:] = True
+        # Every row resolved (known on the host), or which rows are (on the device)
+        self._all_resolved = self._explicit_target and not self.runner_up
+        self._done: torch.Tensor | None = None
 
     @property
     def resolved(self) -> bool:
-        return bool(self._resolved.all())
+        """Whether every row is resolved (waits for the device when targets were not given)."""
+        return self._all_resolved or (self._done is not None and bool(self._done.all()))
 
     def check_classes(self, num_classes: int) -> None:
         """Range-check explicit indices once the number of classes is known (before any
@@ -86,16 +95,20 @@ class Objective:
             raise SaliencyError("contrast='runner_up' needs a model with at least 2 classes")
 
     def resolve(self, logits: torch.Tensor, rows: torch.Tensor) -> None:
-        """Fill unresolved targets/contrasts of ``rows`` from the logits of the original input."""
-        todo = ~self._resolved[rows.cpu()]
-        if not bool(todo.any()):
+        """Fill unresolved targets/contrasts of ``rows`` from the logits of the original input
+        (rows resolved before keep their values: the first pass decides)."""
+        if self._all_resolved:
             return
+        if self._done is None:
+            self._done = torch.zeros(self.batch, dtype=torch.bool, device=self.device)
+        done = self._done[rows]
         logits = logits.detach()
         if not self._explicit_target:
-            self.target[rows] = logits.argmax(1)
+            self.target[rows] = torch.where(done, self.target[rows], logits.argmax(1))
         if self.runner_up:
-            self.contrast[rows] = runner_up(logits, self.target[rows])  # type: ignore[index]
-        self._resolved[rows.cpu()] = True
+            self.contrast[rows] = torch.where(  # type: ignore[index]
+                done, self.contrast[rows], runner_up(logits, self.target[rows]))  # type: ignore[index]
+        self._done[rows] = True
 
     def score(self, logits: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         """Return ``(n,)``: the objective for each row, row ``r`` explaining example ``rows[r]``."""
@@ -120,7 +133,7 @@ class Objective:
         new.batch = int(index.numel())
         new.target = self.target[index]
         new.contrast = None if self.contrast is None else self.contrast[index]
-        new._resolved = torch.ones(new.batch, dtype=torch.bool)
+        new._all_resolved, new._done = True, None
         return new
 
     def as_lists(self) -> tuple[tuple[int, ...], tuple[int, ...] | None]:
