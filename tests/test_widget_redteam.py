@@ -376,3 +376,14 @@ def test_another_image_clears_the_mask_and_the_attacks(opened, demo):
     assert w.wait(60)
     assert torch.equal(w.attack_results["gradient"].original.values,
                        panel(w, "gradient").entry.attribution.values)
+
+
+def test_the_status_line_follows_an_attack_and_returns_to_idle(opened):
+    w = opened(methods=("gradient",), metrics=())
+    assert w.wait(60)
+    w.attack("gradient", steps=2)
+    assert (w.status, w.message) == ("computing", "computing the attack on Gradient")
+    assert w.wait(60)
+    assert panel(w, "gradient").attack["state"] == "ready"
+    assert (w.status, w.message) == ("idle", "")  # not "computing" for ever
+

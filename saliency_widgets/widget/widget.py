@@ -171,7 +171,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, TrustViews, anywidget.AnyWidget):
         super().__init__(sync_lock=lock)
         self._agreement = Agreement(lambda: self.expert_mask, self._set_agreement)
         self._attacks = Attacks(self._board.slots, model, lambda: self._prepared, output, lock,
-                                self._warn)
+                                self._warn, lambda: self._refresh())
         self._extras += [self._agreement, self._attacks]
         self._worker = Worker(on_failure=self._internal_error)
         self._init_trust(metrics, masks)  # badges, curves, sanity check, path (trust/)
