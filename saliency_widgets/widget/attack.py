@@ -170,6 +170,11 @@ class Attacks(Extra):
             slot.state = "cancelled"
             self._show(method)
 
+    def stop_all(self) -> None:
+        """Cancel every attack (``w.cancel()``): none is restarted by a later refresh."""
+        for method in list(self.slots):
+            self.stop(method)
+
     def results(self, panels: list[Panel]) -> dict[str, Any]:
         """The finished attacks on the maps shown now, by method."""
         out = {}
@@ -252,11 +257,16 @@ class Attacks(Extra):
                    f"{text}")
 
     def _cancelled(self, key: Any) -> None:
+        # A cancel by the user (the view's button, w.cancel()) or by a map that stopped being
+        # shown marks the slot "cancelled" first. A slot still queued or running was pre-empted
+        # by a new map (board.Extra): it is asked for again, after the maps.
         with self._lock:
             slot = self._slot(key)
-            if slot is not None and slot.state in ("queued", "running"):
-                slot.state = "cancelled"
-                self._show(key.method)
+            if slot is None or slot.state not in ("queued", "running"):
+                return
+            slot.state, slot.progress = "queued", 0.0
+            self._show(key.method)
+        self._refresh()
 
     def _progress(self, key: Any, done: int, total: int) -> None:
         now = time.monotonic()
