@@ -376,3 +376,36 @@ def test_another_image_clears_the_mask_and_the_attacks(opened, demo):
     assert w.wait(60)
     assert torch.equal(w.attack_results["gradient"].original.values,
                        panel(w, "gradient").entry.attribution.values)
+
+
+def test_the_status_line_follows_an_attack_and_returns_to_idle(opened):
+    w = opened(methods=("gradient",), metrics=())
+    assert w.wait(60)
+    w.attack("gradient", steps=2)
+    assert (w.status, w.message) == ("computing", "computing the attack on Gradient")
+    assert w.wait(60)
+    assert panel(w, "gradient").attack["state"] == "ready"
+    assert (w.status, w.message) == ("idle", "")  # not "computing" for ever
+
+
+def test_an_attack_preempted_by_a_new_map_runs_after_it(opened, demo):
+    w = opened(methods=("gradient",), model=Slow(demo[0], 0.02), metrics=())
+    assert w.wait(60)
+    w.attack("gradient", steps=8)
+    wait_for(lambda: (panel(w, "gradient").attack or {}).get("state") == "running")
+    w.methods_selected = ["gradient", "grad_cam"]  # a new map goes first, the attack waits
+    assert w.wait(60)
+    assert panel(w, "grad_cam").state == "ready"
+    assert panel(w, "gradient").attack["state"] == "ready"
+    assert "gradient" in w.attack_results and w.status == "idle"
+
+
+def test_a_cancelled_attack_is_not_restarted_by_the_next_refresh(opened, demo):
+    w = opened(methods=("gradient",), model=Slow(demo[0], 0.05), metrics=())
+    assert w.wait(60)
+    w.attack("gradient", steps=400)
+    wait_for(lambda: (panel(w, "gradient").attack or {}).get("state") == "running")
+    w.cancel()
+    w.path_method = "smoothgrad"  # a refresh before the worker has seen the cancel
+    assert w.wait(30)
+    assert panel(w, "gradient").attack["state"] == "cancelled" and w.attack_results == {}

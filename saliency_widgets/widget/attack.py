@@ -74,6 +74,7 @@ class AttackKey:
     method: str
     panel: PanelKey
     options: tuple[tuple[str, Any], ...]
+    label: str = field(default="", compare=False, repr=False)  # the status line's words
 
     @property
     def id(self) -> str:
@@ -141,13 +142,15 @@ class Attacks(Extra):
     """The widget's attacks: requests, their jobs, and each panel's ``attack`` view."""
 
     def __init__(self, panels: Mapping[str, Panel], model: Any, prepared: Callable[[], Prepared],
-                 output: Any, lock: threading.RLock, warn: Callable[[str], None]) -> None:
+                 output: Any, lock: threading.RLock, warn: Callable[[str], None],
+                 refresh: Callable[[], None]) -> None:
         self._panels = panels
         self._model = model
         self._prepared = prepared  # the widget's current input (w.set_image changes it)
         self._output = output
         self._lock = lock
         self._warn = warn
+        self._refresh = refresh  # the widget's refresh: its status follows the attacks too
         self.slots: dict[str, Slot] = {}
         self._last_progress = 0.0
 
@@ -167,6 +170,11 @@ class Attacks(Extra):
             slot.state = "cancelled"
             self._show(method)
 
+    def stop_all(self) -> None:
+        """Cancel every attack (``w.cancel()``): none is restarted by a later refresh."""
+        for method in list(self.slots):
+            self.stop(method)
+
     def results(self, panels: list[Panel]) -> dict[str, Any]:
         """The finished attacks on the maps shown now, by method."""
         out = {}
@@ -185,7 +193,8 @@ class Attacks(Extra):
                    and panel.result is not None else None)
             if slot.key is None and slot.state == "waiting":
                 if now is not None:
-                    slot.key = AttackKey(method, now, tuple(sorted(slot.options.items())))
+                    slot.key = AttackKey(method, now, tuple(sorted(slot.options.items())),
+                                         label=f"the attack on {self._panels[method].label}")
                     slot.state = "queued"
                 elif panel is None or panel.state in ("error", "cancelled"):
                     slot.state = "cancelled"
@@ -234,6 +243,7 @@ class Attacks(Extra):
             if slot is not None and slot.state in ("queued", "running"):  # not if cancelled
                 slot.state, (slot.result, slot.arrays) = "ready", out
                 self._show(key.method)
+        self._refresh()
 
     def _failed(self, key: Any, err: BaseException) -> None:
         text = str(err) if isinstance(err, SaliencyError) else f"{type(err).__name__}: {err}"
@@ -242,15 +252,21 @@ class Attacks(Extra):
             if slot is not None:
                 slot.state, slot.error = "error", text
                 self._show(key.method)
+        self._refresh()
         self._warn(f"saliency widget: the attack on {self._panels[key.method].label} failed: "
                    f"{text}")
 
     def _cancelled(self, key: Any) -> None:
+        # A cancel by the user (the view's button, w.cancel()) or by a map that stopped being
+        # shown marks the slot "cancelled" first. A slot still queued or running was pre-empted
+        # by a new map (board.Extra): it is asked for again, after the maps.
         with self._lock:
             slot = self._slot(key)
-            if slot is not None and slot.state in ("queued", "running"):
-                slot.state = "cancelled"
-                self._show(key.method)
+            if slot is None or slot.state not in ("queued", "running"):
+                return
+            slot.state, slot.progress = "queued", 0.0
+            self._show(key.method)
+        self._refresh()
 
     def _progress(self, key: Any, done: int, total: int) -> None:
         now = time.monotonic()

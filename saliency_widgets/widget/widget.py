@@ -171,7 +171,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, TrustViews, anywidget.AnyWidget):
         super().__init__(sync_lock=lock)
         self._agreement = Agreement(lambda: self.expert_mask, self._set_agreement)
         self._attacks = Attacks(self._board.slots, model, lambda: self._prepared, output, lock,
-                                self._warn)
+                                self._warn, lambda: self._refresh())
         self._extras += [self._agreement, self._attacks]
         self._worker = Worker(on_failure=self._internal_error)
         self._init_trust(metrics, masks)  # badges, curves, sanity check, path (trust/)
@@ -256,13 +256,13 @@ class SaliencyWidget(DisplayOnce, LockedSync, TrustViews, anywidget.AnyWidget):
         """
         prepared = prepare(self._model, image, *self._prepare)
         with self._sync_lock:
+            self._attacks.clear()  # attacks and a painted mask belong to the last picture
             self._worker.cancel()
             self._prepared = prepared
             self._epoch += 1  # every key changes: maps of the last image are never shown here
             self._board.forget()
             self._prediction = self._predict()
             self._fingerprint = fingerprint(self._model)
-            self._attacks.clear()  # attacks and a painted mask belong to the last picture
             ready, self._ready = self._ready, False  # one refresh at the end, not one per trait
             try:
                 with self.hold_sync():
@@ -277,6 +277,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, TrustViews, anywidget.AnyWidget):
     def cancel(self) -> None:
         """Stop the running computation and drop the queued ones (their panels say so)."""
         with self._sync_lock:
+            self._attacks.stop_all()  # before the worker's callbacks: none is asked for again
             self._board.cancelled.update(self._worker.cancel())
         self._refresh(schedule=False)
 
