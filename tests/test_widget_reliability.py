@@ -421,3 +421,18 @@ def test_slider_limits_are_the_traits_bounds(opened):
         trait = w.traits()[name]
         assert (lo, hi) == (trait.min, trait.max), name
     assert w.limits["clip_percentile"] == [50.0, 100.0] and w.limits["threshold"] == [0.0, 100.0]
+
+
+def test_wait_resends_what_the_worker_wrote_even_after_a_cell_touched_the_panels(recorded):
+    """A notebook runner (nbclient) keeps only the messages of the running cell: what the worker
+    sent between two cells is lost there, so ``w.wait()`` sends it again. A later cell that lays
+    the panels out again without changing them must not make it forget a panel."""
+    w = recorded(methods=("gradient",))
+    assert w._worker.wait(60)  # finished between two cells: sent by the worker thread only
+    w.methods_selected = ["gradient", "grad_cam"]  # the next cell (gradient's panel unchanged)
+    assert w.wait(60)
+    main = [e for e in RecordingComm.log if e["thread"] == threading.main_thread().name]
+    for widget in (w, *w.panels):
+        final = wire_state(widget)
+        seen = replay(main, widget.comm.comm_id)
+        assert {k: seen.get(k) for k in final} == final, getattr(widget, "method", "widget")
