@@ -556,8 +556,17 @@ def test_chunk_size_independence(name, dtype):
     target = [1, 0, 4, 2]
     results = [attribute(model, x, name, target=target, batch_size=bs).values
                for bs in (None, 1, 3)]
+    atol = TOL[dtype]
+    if name == "guided_ig" and dtype == torch.float32:
+        # Guided IG picks the features with |g| <= the k-th smallest at every step: a step
+        # function of the gradient. Another chunk size sums the convolutions in another order
+        # (~1e-7 relative in float32), which can move a feature at the threshold one step
+        # earlier or later; measured 6e-4 against a map maximum of 9e-3 (float32 against float64
+        # differs as much). In float64 the exact tolerance holds; a chunking bug (examples mixed
+        # up, a step lost) moves the map by its own size.
+        atol = 0.1 * float(results[0].abs().max())
     for other in results[1:]:
-        torch.testing.assert_close(other, results[0], rtol=0, atol=TOL[dtype])
+        torch.testing.assert_close(other, results[0], rtol=0, atol=atol)
 
 
 @pytest.mark.parametrize("batch_size", [1, 2, None])
