@@ -156,6 +156,20 @@ JS_CELL_DONE = """(i) => {
       && nb.sessionContext.session.kernel.status === 'idle';
 }"""
 
+JS_CELL_STARTED = """(i) => {
+  const c = window.jupyterapp.shell.currentWidget.content.widgets[i];
+  const prompt = c.promptNode ? c.promptNode.textContent : '';
+  return c.model.executionCount !== null || c.hasClass('jp-mod-running') || prompt.includes('*');
+}"""
+
+JS_CELL_STATE = """(i) => {
+  const nb = window.jupyterapp.shell.currentWidget; const c = nb.content.widgets[i];
+  const k = nb.sessionContext.session && nb.sessionContext.session.kernel;
+  return {prompt: c.promptNode ? c.promptNode.textContent : null,
+          executionCount: c.model.executionCount, kernel: k ? k.status : null,
+          outputs: JSON.stringify(c.model.outputs.toJSON()).slice(0, 2000)};
+}"""
+
 JS_CELL_TEXT = """(i) => {
   const nb = window.jupyterapp.shell.currentWidget;
   return nb.content.widgets[i].model.outputs.toJSON().map(o => o.text ? [].concat(o.text).join('')
@@ -174,12 +188,33 @@ class NotebookPage:
         page.wait_for_function(JS_READY, timeout=timeout_ms, polling=250)
 
     def run(self, index: int, source: str | None = None, timeout_ms: float = 180_000) -> str:
-        self.page.evaluate(JS_SET_AND_RUN, [index, source])
-        self.page.wait_for_function(JS_CELL_DONE, arg=index, timeout=timeout_ms, polling=100)
+        # Right after a page opens, Lab's notebook tracker may not follow the new notebook yet
+        # and 'notebook:run-cell' then runs nothing (seen once in CI: a cell waited 300 s with
+        # no prompt). A cell that has not started is safe to ask again.
+        for attempt in range(4):
+            self.page.evaluate(JS_SET_AND_RUN, [index, source])
+            try:
+                self.page.wait_for_function(JS_CELL_STARTED, arg=index, timeout=10_000,
+                                            polling=100)
+                break
+            except Exception:
+                if attempt == 3:
+                    raise AssertionError(f"cell {index} never started: {self._where(index)}")
+        try:
+            self.page.wait_for_function(JS_CELL_DONE, arg=index, timeout=timeout_ms, polling=100)
+        except Exception as e:
+            raise AssertionError(f"cell {index} did not finish: {self._where(index)}") from e
         text = self.page.evaluate(JS_CELL_TEXT, index)
         if "ERROR " in text:
             raise AssertionError(f"cell {index} failed:\n{text}")
         return text
+
+    def _where(self, index: int) -> str:
+        """The cell's prompt, the kernel's status and its output so far, for a failure message."""
+        try:
+            return str(self.page.evaluate(JS_CELL_STATE, index))
+        except Exception as e:  # the page itself may be gone
+            return f"(page unreadable: {e})"
 
     def python(self, code: str, index: int | None = None) -> str:
         """Run ``code`` in the last cell (the scratch cell) and return its printed output."""
