@@ -197,9 +197,10 @@ class NotebookPage:
                 self.page.wait_for_function(JS_CELL_STARTED, arg=index, timeout=10_000,
                                             polling=100)
                 break
-            except Exception:
+            except Exception as e:
                 if attempt == 3:
-                    raise AssertionError(f"cell {index} never started: {self._where(index)}")
+                    raise AssertionError(
+                        f"cell {index} never started: {self._where(index)}") from e
         try:
             self.page.wait_for_function(JS_CELL_DONE, arg=index, timeout=timeout_ms, polling=100)
         except Exception as e:
