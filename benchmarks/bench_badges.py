@@ -31,6 +31,7 @@ import torchvision
 
 import saliency_widgets as sw
 from _common import log  # noqa: E402
+from _env import run_header, write_outputs  # noqa: E402
 
 MAP_ONLY = ("sparseness", "complexity")
 FOUR = ("deletion", "insertion", "infidelity", "max_sensitivity")
@@ -105,10 +106,14 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "docs",
                                                   "bench_badges.md"),
                    help="Markdown report path ('-': stdout)")
+    p.add_argument("--json", default=None,
+                   help="JSON record of every trial (default: --out with .json)")
     args = p.parse_args(argv)
     size = args.size or (112 if args.quick else 224)
     trials = args.trials or (2 if args.quick else 5)
     torch.set_num_threads(1)
+    header = run_header("benchmarks/bench_badges.py", torch.device("cpu"), "fp32", threads=1,
+                        size=size, trials=trials)
     torch.manual_seed(0)
     model = torchvision.models.resnet18(weights=None).eval()
     img = image(size)
@@ -133,7 +138,8 @@ def main(argv: list[str] | None = None) -> None:
         f"resnet18(weights=None, seed 0), one {size}×{size} image, ImageNet normalization, a fresh "
         f"widget per trial; median (min–max) of {trials} trials after a warm-up. Times are from "
         f"the panel's map being ready to the badge's value being written (the browser draws it "
-        f"in the next frame). Written by `benchmarks/bench_badges.py`.",
+        f"in the next frame). Written by `benchmarks/bench_badges.py` (commit {header['commit']}; "
+        f"every trial in the JSON beside this file).",
         "",
         "| method | map | sparseness + complexity after the map | deletion, insertion, "
         "infidelity, max-sensitivity after the map | " + " | ".join(FOUR) + " |",
@@ -150,11 +156,12 @@ def main(argv: list[str] | None = None) -> None:
     text = "\n".join(lines) + "\n"
     if args.out == "-":
         sys.stdout.write(text)
-    else:
-        with open(args.out, "w") as f:
-            f.write(text)
-        log(f"wrote {os.path.normpath(args.out)}")
-        sys.stdout.write(text)
+        return
+    json_path = args.json or os.path.splitext(args.out)[0] + ".json"
+    header["load_average_at_end"] = [round(v, 2) for v in load_after]
+    write_outputs(text, {"header": header, "trials": rows}, args.out, json_path)
+    log(f"wrote {os.path.normpath(args.out)} and {os.path.normpath(json_path)}")
+    sys.stdout.write(text)
 
 
 if __name__ == "__main__":
