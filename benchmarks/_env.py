@@ -36,6 +36,16 @@ def cpu_stat() -> tuple[int, int] | None:
     return sum(parts[:8]) - idle, sum(parts[:8])
 
 
+def foreign_load(st0: tuple[int, int] | None, cpu0: float, wall: float) -> float | None:
+    """Share of all CPUs that other processes used since ``st0`` (a :func:`cpu_stat`) and
+    ``cpu0`` (our own ``time.process_time()``), over ``wall`` seconds; None off Linux."""
+    cpu1, st1 = time.process_time(), cpu_stat()
+    if st0 is None or st1 is None or wall <= 0:
+        return None
+    busy = (st1[0] - st0[0]) / _CLK_TCK
+    return max(0.0, min(1.0, (busy - (cpu1 - cpu0)) / (wall * NCPU)))
+
+
 class LoadMeter:
     """Share of all CPUs that *other* processes used between :meth:`start` and :meth:`stop`."""
 
@@ -43,12 +53,7 @@ class LoadMeter:
         self.st0, self.cpu0, self.t0 = cpu_stat(), time.process_time(), time.perf_counter()
 
     def stop(self) -> float | None:
-        wall = time.perf_counter() - self.t0
-        cpu1, st1 = time.process_time(), cpu_stat()
-        if self.st0 is None or st1 is None or wall <= 0:
-            return None
-        busy = (st1[0] - self.st0[0]) / _CLK_TCK
-        return max(0.0, min(1.0, (busy - (cpu1 - self.cpu0)) / (wall * NCPU)))
+        return foreign_load(self.st0, self.cpu0, time.perf_counter() - self.t0)
 
 
 def cpu_name() -> str:

@@ -40,7 +40,7 @@ import torchvision
 
 import saliency_widgets as sw
 from _common import fmt_s, log, sync
-from bench_methods import cpu_name, cpu_stat, foreign_load
+from _env import cpu_name, cpu_stat, foreign_load
 
 GOAL = 1.3
 
