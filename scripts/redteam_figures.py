@@ -8,16 +8,19 @@
 * agreement: each method's agreement with the generator's exact masks and with their bounding
   boxes (a stand-in for a quickly painted mask until the widget's paint mode exists).
 
-Run: ``python scripts/redteam_figures.py [--images 32] [--steps 10] [--json out/redteam.json]``.
-Markdown tables go to stdout, progress to stderr. Timings depend on the machine's load, which the
+Run: ``python scripts/redteam_figures.py --out docs/redteam.md --json docs/redteam.json``
+(``--images 32 --steps 10`` by default). Markdown tables go to stdout (and ``--out``), progress
+to stderr. Timings depend on the machine's load, which the
 report states (load average before and after, and the share of the CPUs other processes used).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
+import platform
 import sys
 import time
 import warnings
@@ -120,8 +123,10 @@ def main() -> None:
     parser.add_argument("--epsilon", type=float, default=8 / 255)
     parser.add_argument("--methods", default=",".join(METHODS),
                         help="comma-separated subset of " + ",".join(METHODS))
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's)")
     parser.add_argument("--json", default=None, help="also write every figure here")
+    parser.add_argument("--out", default=None, help="also write the markdown report here")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -145,8 +150,18 @@ def main() -> None:
         "loadavg_before": load0, "loadavg_after": os.getloadavg(), "wall_s": wall,
         "foreign_cpu_share": foreign, "images": args.images, "image_seed": args.seed,
         "steps": args.steps, "epsilon": args.epsilon}
-    m = report["machine"]
-    print(f"Demo model 'shapes', {args.images} images (seed {args.seed}), ε = "
+    report["run"] = {
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "python": platform.python_version(), "torch": torch.__version__,
+        "saliency_widgets": sw.__version__, "commit": _commit(),
+        "command": "python scripts/redteam_figures.py " + " ".join(sys.argv[1:])}
+    lines: list[str] = []
+    say = lines.append  # the report is collected, then written
+    m, run = report["machine"], report["run"]
+    say(f"# Red-teaming the demo model's maps\n\n{run['date']}; python {run['python']}, "
+          f"torch {run['torch']}, saliency_widgets {run['saliency_widgets']}, commit "
+          f"{run['commit']}. Command: `{run['command']}`\n")
+    say(f"Demo model 'shapes', {args.images} images (seed {args.seed}), ε = "
           f"{args.epsilon * 255:.3g}/255, {args.steps} steps, keep the label. Machine: "
           f"{m['cpus']} CPUs, {m['torch_threads']} torch threads, load average "
           f"{load0[0]:.1f} before and {m['loadavg_after'][0]:.1f} after; other processes used "
@@ -154,19 +169,38 @@ def main() -> None:
           f"{wall:.0f} s run.\n")
     shift = ["top_k_intersection", "noise_top_k_intersection", "spearman", "noise_spearman",
              "com_distance", "noise_com_distance", "kept"]
-    print("Untargeted attack per method (top-k ∩ and Spearman: 1 = unmoved; centre of mass "
+    say("Untargeted attack per method (top-k ∩ and Spearman: 1 = unmoved; centre of mass "
           "moved, px):\n")
-    print(markdown(report["attack"], ["name", "surrogate", *shift, "seconds"]))
-    print("Gradient maps, ε sweep:\n")
-    print(markdown(report["sweep"], ["name", *shift, "seconds"]))
-    print("Gradient maps under Dombrowski's defence (maps of the softplus network):\n")
-    print(markdown(report["defence"], ["name", *shift, "seconds"]))
-    print("Agreement with the exact masks and with their bounding boxes:\n")
-    print(markdown(report["agreement"], ["masks", "name", "pointing_game", "relevance_mass",
+    say(markdown(report["attack"], ["name", "surrogate", *shift, "seconds"]))
+    say("Gradient maps, ε sweep:\n")
+    say(markdown(report["sweep"], ["name", *shift, "seconds"]))
+    say("Gradient maps under Dombrowski's defence (maps of the softplus network):\n")
+    say(markdown(report["defence"], ["name", *shift, "seconds"]))
+    say("Agreement with the exact masks and with their bounding boxes:\n")
+    say(markdown(report["agreement"], ["masks", "name", "pointing_game", "relevance_mass",
                                          "relevance_rank", "top_k_iou"]))
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=1))
+    text = "\n".join(lines)
+    sys.stdout.write(text + "\n")
+    for path, body in ((args.out, text + "\n"), (args.json, json.dumps(report, indent=1))):
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            Path(path).write_text(body)
+
+
+def _commit() -> str:
+    """The checkout's commit (``+dirty`` with uncommitted changes to tracked files)."""
+    import subprocess
+
+    root = Path(sw.__file__).resolve().parents[1]
+    try:
+        head = subprocess.run(["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain",
+                                "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return (head or "?") + ("+dirty" if dirty else "")
 
 
 if __name__ == "__main__":
