@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import json
 import os
 import platform
 import sys
@@ -98,6 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--held-out-seed", type=int, default=20_000)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--out", default=None, help="also write the markdown report here")
+    p.add_argument("--json", default=None, help="also write every figure here")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     warnings.simplefilter("ignore", sw.SaliencyWarning)
@@ -118,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                                    threads=args.threads, n_eval=args.held_out, log=log)
     twin_seconds = time.perf_counter() - t0
     train_rows = []
+    record: dict = {"training": {}, "similarity": {}}
     for name, model in models.items():
         with torch.no_grad():
             test = float((model(held.x).argmax(1) == held.labels).double().mean())
@@ -127,6 +130,8 @@ def main(argv: list[str] | None = None) -> int:
                "permuted": f"{epochs} epochs on the fixed set, {seconds:.0f} s",
                "twin": f"demo recipe, seed 1, {args.twin_epochs} epochs, {twin_seconds:.0f} s"}
         train_rows.append(f"| {name} | {fixed:.3f} | {test:.3f} | {how[name]} |")
+        record["training"][name] = {"fixed_set_accuracy": fixed, "held_out_accuracy": test,
+                                    "how": how[name]}
 
     xe, te = x[:args.explain], labels[:args.explain]
     rows = []
@@ -136,7 +141,9 @@ def main(argv: list[str] | None = None) -> int:
         cells = [method]
         for other in ("permuted", "twin"):
             r = sw.data_randomization(models["true"], models[other], xe, attr)
-            cells += [f"{float(r.extras[k].nanmean()):.3f}" for k in MEASURES]
+            means = {k: float(r.extras[k].nanmean()) for k in MEASURES}
+            cells += [f"{v:.3f}" for v in means.values()]
+            record["similarity"].setdefault(method, {})[other] = means
         rows.append("| " + " | ".join(cells) + " |")
         log(f"{method}: done")
     total = time.perf_counter() - started
@@ -181,7 +188,33 @@ def main(argv: list[str] | None = None) -> int:
         with open(args.out, "w", encoding="utf-8") as fh:
             fh.write(text + "\n")
         log(f"wrote {args.out}")
+    if args.json:
+        record.update(date=datetime.datetime.now().isoformat(timespec="seconds"),
+                      arguments=vars(args), torch=torch.__version__,
+                      saliency_widgets=sw.__version__, commit=_commit(),
+                      machine=f"{os.cpu_count()} × {platform.machine()} CPU",
+                      load_average_before=load_before, load_average_after=load_after,
+                      total_seconds=total)
+        with open(args.json, "w", encoding="utf-8") as fh:
+            json.dump(record, fh, indent=1)
+        log(f"wrote {args.json}")
     return 0
+
+
+def _commit() -> str:
+    """The checkout's commit (``+dirty`` with uncommitted changes to tracked files)."""
+    import subprocess
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(sw.__file__)))
+    try:
+        head = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain",
+                                "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+    return (head or "?") + ("+dirty" if dirty else "")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Any, Mapping
 
 import torch
 
+from ..api import describe_method
 from ..errors import SaliencyError
 
 
@@ -79,3 +80,41 @@ def jsonable(value: Any) -> Any:
     if value is None or isinstance(value, (bool, int, float, str)):
         return value
     return str(value)
+
+
+def split_params(registry: dict[str, dict[str, Any]], params: dict[str, dict[str, Any]],
+                  references: Any) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+    """``params`` given to :func:`show`, split into what the editor can show (JSON: the
+    ``params`` trait) and what only Python holds (tensors, reference sets, lists of layers).
+    ``references`` goes to every method that takes a reference set."""
+    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
+        raise SaliencyError("params must map method names to dicts of parameters, e.g. "
+                            "{'integrated_gradients': {'steps': 64}}")
+    editable: dict[str, dict[str, Any]] = {}
+    python: dict[str, dict[str, Any]] = {}
+    for method, given in params.items():
+        if method not in registry:
+            describe_method(method)  # raises with a "did you mean"
+        info = registry[method]["parameters"]
+        for name, value in given.items():
+            p = info.get(name)
+            plain = value is None or isinstance(value, (bool, int, float, str))
+            if p is not None and p["editable"] and plain:
+                editable.setdefault(method, {})[name] = value
+            else:
+                python.setdefault(method, {})[name] = value
+    if references is not None:
+        takers = [m for m, d in registry.items() if "references" in d["parameters"]]
+        for method in takers:
+            python.setdefault(method, {}).setdefault("references", references)
+    return editable, python
+
+
+def describe_value(value: Any) -> str:
+    """A value only Python holds, in words for the editor's note."""
+    if isinstance(value, torch.Tensor):
+        dtype = str(value.dtype).replace("torch.", "")
+        return f"a {'×'.join(map(str, value.shape))} {dtype} tensor"
+    if isinstance(value, (list, tuple)):
+        return f"{', '.join(map(str, value))}"
+    return repr(value)

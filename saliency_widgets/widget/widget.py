@@ -43,13 +43,13 @@ from .assets import COLORMAPS, bundle, colormap_lut, known_colormap
 from .attack import Attacks, check_options
 from .board import Board, Extra, Planned
 from .compute import explain_job
-from .display import DisplayOnce, shown
+from .display import DisplayOnce
 from .image import Prepared, prepare
 from .jobs import Job, Worker
 from .labels import resolve_labels
 from .paint import Agreement, check_mask, load_mask, mask_from_json, mask_to_json, save_mask
 from .panel import Panel, PanelKey
-from .params import jsonable
+from .params import describe_value, jsonable, split_params
 from .plan import Selection, plan
 from .payload import to_payload
 from .sync import LockedSync
@@ -164,7 +164,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, TrustViews, anywidget.AnyWidget):
         # model's code), so a toggle must never create one.
         registry = list_methods()
         self._registry = {m["name"]: m for m in registry}
-        editable, self._python_params = _split_params(self._registry, params or {}, references)
+        editable, self._python_params = split_params(self._registry, params or {}, references)
         self._board = Board([(m["name"], m["label"]) for m in registry], cache_bytes, lock)
         self._extras: list[Extra] = []  # features that add work after the maps (board.Extra)
         masks = check_masks(masks, self._prepared.x)  # refused before the comm opens
@@ -661,7 +661,7 @@ class SaliencyWidget(DisplayOnce, LockedSync, TrustViews, anywidget.AnyWidget):
                     desc["choices"] = {**desc["choices"], name: layers}
                 if not p["editable"]:
                     given = self._python_params.get(desc["name"], {}).get(name)
-                    p["note"] = (f"set from Python: {_describe_value(given)}" if given is not None
+                    p["note"] = (f"set from Python: {describe_value(given)}" if given is not None
                                  else f"Python only: sw.show(..., params={{{desc['name']!r}: "
                                       f"{{{name!r}: …}}}})" + (
                                           f" or sw.show(..., {name}=…)" if name == "references"
@@ -677,74 +677,3 @@ class SaliencyWidget(DisplayOnce, LockedSync, TrustViews, anywidget.AnyWidget):
         """What a panel explains, in words: "tabby" or "tabby rather than tiger cat"."""
         what = self._names[key.target]
         return what if key.contrast is None else f"{what} rather than {self._names[key.contrast]}"
-
-
-def _split_params(registry: dict[str, dict[str, Any]], params: dict[str, dict[str, Any]],
-                  references: Any) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
-    """``params`` given to :func:`show`, split into what the editor can show (JSON: the
-    ``params`` trait) and what only Python holds (tensors, reference sets, lists of layers).
-    ``references`` goes to every method that takes a reference set."""
-    if not isinstance(params, dict) or not all(isinstance(v, dict) for v in params.values()):
-        raise SaliencyError("params must map method names to dicts of parameters, e.g. "
-                            "{'integrated_gradients': {'steps': 64}}")
-    editable: dict[str, dict[str, Any]] = {}
-    python: dict[str, dict[str, Any]] = {}
-    for method, given in params.items():
-        if method not in registry:
-            describe_method(method)  # raises with a "did you mean"
-        info = registry[method]["parameters"]
-        for name, value in given.items():
-            p = info.get(name)
-            plain = value is None or isinstance(value, (bool, int, float, str))
-            if p is not None and p["editable"] and plain:
-                editable.setdefault(method, {})[name] = value
-            else:
-                python.setdefault(method, {})[name] = value
-    if references is not None:
-        takers = [m for m, d in registry.items() if "references" in d["parameters"]]
-        for method in takers:
-            python.setdefault(method, {}).setdefault("references", references)
-    return editable, python
-
-
-def _describe_value(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        dtype = str(value.dtype).replace("torch.", "")
-        return f"a {'×'.join(map(str, value.shape))} {dtype} tensor"
-    if isinstance(value, (list, tuple)):
-        return f"{', '.join(map(str, value))}"
-    return repr(value)
-
-
-def show(model: nn.Module, image: Any, *, preprocess: Callable[[Any], Any] | None = None,
-         labels: Any = None, methods: Sequence[str] = ("gradient", "grad_cam"),
-         mean: Any = None, std: Any = None, **options: Any) -> SaliencyWidget:
-    """Display and return a :class:`SaliencyWidget` explaining ``model`` on ``image``.
-
-    Parameters
-    ----------
-    model : nn.Module
-        A classifier returning logits; never modified. Maps are computed where it lives (CPU or
-        CUDA), in a background thread: the notebook stays responsive.
-    image : PIL image, ``(H, W, 3)`` uint8 array, or ``(3, H, W)`` / ``(1, 3, H, W)`` float tensor
-        Without ``preprocess``, uint8/PIL input becomes [0, 1] floats (like ``ToTensor``) and a
-        float tensor is taken as the model's input.
-    preprocess : callable, optional
-        E.g. torchvision transforms or ``weights.transforms()``. The widget shows the pixels the
-        model saw (after resize/crop), with the normalization found in ``preprocess`` undone.
-    labels : list of names, torchvision weights enum, or None (class indices)
-    methods : names from ``sw.list_methods()`` shown first
-    mean, std : the model's input normalization, when ``preprocess`` does not reveal it
-    **options
-        ``target``, ``contrast`` (an index or ``"runner_up"``), ``top_k``, ``cache_bytes``,
-        ``output`` (which model output holds the logits), ``seed``, ``params`` (per method, e.g.
-        ``{"integrated_gradients": {"steps": 64}}``; values the editor cannot show, such as
-        tensors or a list of layers for ``layer_cam``, are kept in Python and used as given),
-        ``references`` (a reference set for every method that takes one), and the display options
-        ``colormap``, ``opacity``, ``sign``, ``clip_percentile``, ``threshold``.
-        ``metrics`` (default deletion, insertion, infidelity, max-sensitivity; ``()`` for none)
-        are shown as badges on every panel, computed in the background after the maps, and
-        ``masks`` (one ``(H, W)`` bool mask of the model's input) adds the localization metrics.
-    """
-    return shown(SaliencyWidget(model, image, preprocess=preprocess, labels=labels,
-                                methods=methods, mean=mean, std=std, **options))
