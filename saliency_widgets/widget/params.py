@@ -4,7 +4,8 @@ The registry describes every parameter (``list_methods()[i]["parameters"]``): it
 choices (which may mix types, e.g. ``False, True, "auto"``), whether None means automatic, and
 whether the widget can edit it. A value typed in the browser arrives as JSON (a select's value is
 a string); ``coerce`` turns it back into what ``sw.attribute`` takes. Values the widget cannot
-edit (tensors, reference sets) come from Python and are passed through untouched.
+edit (tensors, reference sets) come from Python and are passed through untouched:
+``split_params`` sorts what ``sw.show(params=...)`` gives into the two.
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def jsonable(value: Any) -> Any:
 
 
 def split_params(registry: dict[str, dict[str, Any]], params: dict[str, dict[str, Any]],
-                  references: Any) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
+                 references: Any) -> tuple[dict[str, dict[str, Any]], dict[str, dict[str, Any]]]:
     """``params`` given to :func:`show`, split into what the editor can show (JSON: the
     ``params`` trait) and what only Python holds (tensors, reference sets, lists of layers).
     ``references`` goes to every method that takes a reference set."""
