@@ -328,8 +328,6 @@ def add_quantus(contenders: dict, names: list[str], model: torch.nn.Module, x: t
             # it with its own re-explanations, which come in the method's shape
             if name not in ("max_sensitivity", "model_randomization"):
                 values = values.sum(1, keepdim=True)
-            if name == "road":  # Quantus' ROAD indexes the map like the input: one per channel
-                values = values.expand(-1, xb.shape[1], -1, -1).contiguous()
             a = values.cpu().numpy()
 
             def run(make: Callable[[], Any] = make, a: np.ndarray = a, e: str = e) -> Any:
