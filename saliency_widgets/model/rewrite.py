@@ -25,6 +25,7 @@ re-attaches the saved tensor's original graph when it unpacks it.)
 
 from __future__ import annotations
 
+import abc
 from typing import Any, Callable, TypeVar
 
 import torch
@@ -37,7 +38,7 @@ M = TypeVar("M", bound="RewriteMode")
 PASS = object()  # ``handle``'s answer for a call the mode leaves alone
 
 
-class RewriteMode(TorchFunctionMode):
+class RewriteMode(TorchFunctionMode, abc.ABC):
     """Base of the backward-rewriting modes.
 
     Subclasses implement ``handle(func, args, kwargs)`` (return :data:`PASS` for calls they leave
@@ -51,12 +52,13 @@ class RewriteMode(TorchFunctionMode):
         self.tape: list[Tensor] | None = None
         self._next = 0
 
+    @abc.abstractmethod
     def fresh(self: M) -> M:
         """A new mode with the same settings and no state (for the plain pass)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def handle(self, func: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
-        raise NotImplementedError
+        """The rewritten call's result, or :data:`PASS` to run ``func`` as it is."""
 
     def __torch_function__(self, func: Callable[..., Any], types: Any, args: tuple = (),
                            kwargs: dict | None = None) -> Any:
