@@ -54,26 +54,22 @@ class TrivialKey:
 
 
 @dataclass(frozen=True)
-class SanityKey:
+class _PanelWork:
+    """Work on one panel's method with one seed (dataclass equality also compares the class, so
+    the subclasses' keys never collide)."""
+
+    panel: PanelKey
+    seed: int
+    label: str = field(default="", compare=False)
+
+    @property
+    def method(self) -> str:
+        return self.panel.method
+
+
+class SanityKey(_PanelWork):
     """The cascading randomization of one panel's method."""
 
-    panel: PanelKey
-    seed: int
-    label: str = field(default="", compare=False)
 
-    @property
-    def method(self) -> str:
-        return self.panel.method
-
-
-@dataclass(frozen=True)
-class PathKey:
+class PathKey(_PanelWork):
     """The attribution path of one panel's map."""
-
-    panel: PanelKey
-    seed: int
-    label: str = field(default="", compare=False)
-
-    @property
-    def method(self) -> str:
-        return self.panel.method
