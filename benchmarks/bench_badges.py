@@ -31,21 +31,11 @@ import torchvision
 
 import saliency_widgets as sw
 from _common import log  # noqa: E402
-from _env import run_header, write_outputs  # noqa: E402
+from _env import cpu_name, run_header, write_outputs  # noqa: E402
 
 MAP_ONLY = ("sparseness", "complexity")
 FOUR = ("deletion", "insertion", "infidelity", "max_sensitivity")
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def cpu_name() -> str:
-    try:
-        for line in open("/proc/cpuinfo"):
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def image(size: int) -> np.ndarray:

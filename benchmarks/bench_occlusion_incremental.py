@@ -41,32 +41,9 @@ import torchvision
 
 import saliency_widgets as sw
 from _common import fmt_s, log, sync
+from _env import NCPU, cpu_name, cpu_stat, foreign_load
 
 DOCS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "docs")
-_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-_NCPU = os.cpu_count() or 1
-
-
-def cpu_stat() -> tuple[int, int] | None:
-    """(busy, total) jiffies of all CPUs from /proc/stat, or None off Linux."""
-    try:
-        with open("/proc/stat") as f:
-            parts = [int(v) for v in f.readline().split()[1:]]
-    except OSError:
-        return None
-    idle = parts[3] + (parts[4] if len(parts) > 4 else 0)
-    return sum(parts[:8]) - idle, sum(parts[:8])
-
-
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "?"
 
 
 def timed(fn: Callable[[], Any], device: torch.device) -> dict[str, Any]:
@@ -76,12 +53,8 @@ def timed(fn: Callable[[], Any], device: torch.device) -> dict[str, Any]:
     out = fn()
     sync(device)
     wall = time.perf_counter() - t0
-    cpu1, st1 = time.process_time(), cpu_stat()
-    load = None
-    if st0 is not None and st1 is not None and wall > 0:
-        busy = (st1[0] - st0[0]) / _CLK_TCK
-        load = max(0.0, min(1.0, (busy - (cpu1 - cpu0)) / (wall * _NCPU)))
-    return {"s": wall, "cpu_s": cpu1 - cpu0, "load": load, "out": out}
+    load = foreign_load(st0, cpu0, wall)
+    return {"s": wall, "cpu_s": time.process_time() - cpu0, "load": load, "out": out}
 
 
 def best_batch(model: torch.nn.Module, x: torch.Tensor, batches: list[int],
@@ -254,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     load0 = os.getloadavg() if hasattr(os, "getloadavg") else None
     header = [
         f"{datetime.datetime.now().isoformat(timespec='seconds')}; {platform.node()}: "
-        f"{_NCPU} × {cpu_name()}; device {device.type}, {torch.get_num_threads()} torch threads.",
+        f"{NCPU} × {cpu_name()}; device {device.type}, {torch.get_num_threads()} torch threads.",
         f"python {platform.python_version()}, torch {torch.__version__}, torchvision "
         f"{torchvision.__version__}, saliency_widgets {sw.__version__}.",
         f"Mode: {'quick' if args.quick else 'full'}; {args.rounds} round(s); input 1×3×"
