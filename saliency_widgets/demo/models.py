@@ -73,7 +73,11 @@ class MaxClassMaps(nn.Module):
 class ShapesNet(nn.Module):
     """normalize → conv/2-BN-ReLU → conv-BN-ReLU → max pool → conv-BN-ReLU → dilated
     conv-BN-ReLU → class maps → global max; 64×64 → 32×32 → 16×16 (``features``, the CAM
-    layer). The dilation lets one position see a whole large shape (34 px receptive field)."""
+    layer). The dilation lets one position see a whole large shape (34 px receptive field).
+
+    The global max passes gradient to one position of the class map, so gradient-based maps of
+    a logit are non-zero only inside that position's 34 × 34 px receptive field (a square
+    around the object, not dead ReLUs; ``scripts/demo_figures.py`` measures it)."""
 
     def __init__(self, num_classes: int = len(CLASSES), width: int = 16) -> None:
         super().__init__()
