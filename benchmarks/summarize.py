@@ -30,9 +30,10 @@ PINNED_TORCH = "2.14.1"
 COMMANDS = {
     "methods_cpu": ("python benchmarks/bench_methods.py --threads 2 "
                     "--out docs/bench/methods_cpu.md --json docs/bench/methods_cpu.json",
-                    "about 2–2.5 hours on 2 quiet cores: resnet18 and resnet50 at 224 px, every "
-                    "method; Score-CAM and Ablation-CAM on resnet50 (2049 forward passes a "
-                    "call) take a third of it; --memory adds about half again"),
+                    "about 100 minutes on 2 quiet cores (100.7 min on 2026-12-02): resnet18 "
+                    "and resnet50 at 224 px, every method; Score-CAM and Ablation-CAM on "
+                    "resnet50 (2049 forward passes a call) take a third of it; --memory adds "
+                    "about half again"),
     "metrics_cpu": ("python benchmarks/bench_metrics.py --threads 2 "
                     "--out docs/bench/metrics_cpu.md --json docs/bench/metrics_cpu.json",
                     "about 30 minutes on 2 quiet cores, most of it Quantus' MPRT"),
