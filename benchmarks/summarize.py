@@ -338,10 +338,16 @@ def readme_block() -> str:
         miss = [r for r in rows if r["floor_goal"].startswith("MISS")]
         faster = [r for r in rows if r["best"] and r["ours"] < r["best"]["median_s"]]
         with_peer = [r for r in rows if r["best"]]
+        low = min(rows, key=lambda r: r["ratio"])
+        high = max(rows, key=lambda r: r["ratio"])
         out.append(f"On a 2-core CPU at 224 × 224 ({methods['header']['date'][:10]}; "
                    f"[full table](docs/bench/methods_cpu.md)), our maps took "
-                   f"{min(ratios):.2f}–{max(ratios):.2f}× their floor (median "
-                   f"{statistics.median(ratios):.2f}×); {len(rows) - len(miss)} of {len(rows)} "
+                   f"{low['ratio']:.2f}× ({low['method']} on {low['model']}"
+                   + (", whose incremental path computes less than the floor's full passes"
+                      if low["method"] == "occlusion" and low["ratio"] < 1 else "")
+                   + f") to {high['ratio']:.2f}× ({high['method']} on {high['model']}) their "
+                   f"floor (median {statistics.median(ratios):.2f}×); "
+                   f"{len(rows) - len(miss)} of {len(rows)} "
                    f"items met the ≤ {methods['settings']['floor_goal']}× goal"
                    + (" (misses: " + ", ".join(f"{r['method']} on {r['model']} "
                                                f"{r['ratio']:.2f}×" for r in miss) + ")"
@@ -374,9 +380,16 @@ def readme_block() -> str:
             parts.append(f"guided ReLUs add {added(mode)} to its {plain:.1f} ms forward pass "
                          f"under the interception mode and {added(hooks)} by module hooks")
         if parts:
+            loads = [c["load"] for m in over["models"] for c in m["components"].values()
+                     if c.get("load") is not None]
+            quiet = (f"other processes took {statistics.median(loads):.0%} of the CPUs"
+                     if loads else "load not recorded")
+            then = (before or {}).get("header", {}).get("load_average_at_start")
+            if copy_was is not None and then:
+                quiet += f"; the earlier run's load average was {then[0]:.1f} at its start"
             out += ["", "Fixed work per call, measured on the CPU where it is the same Python "
                     "as on a GPU ([docs/bench/overhead_cpu.md](docs/bench/overhead_cpu.md), "
-                    f"{over['header']['date'][:10]}, fastest samples on a loaded machine): "
+                    f"{over['header']['date'][:10]}, fastest samples; {quiet}): "
                     + "; ".join(parts) + ". The host–device waits before a call's end are gone "
                     "(checks are judged once, when it ends). On a GPU that work decides how "
                     "close a batch-1 call gets to its floor."]

@@ -7,7 +7,7 @@ weights. The clever Hans model is trained on ``watermark="train"`` images. Accur
 on a held-out clean sample (seed 20_000); for the clever Hans model also the share of
 watermarked images of other classes that it assigns to the watermark's class.
 
-12 epochs of 4 096 images take about 70 s on 2 idle CPU cores (several minutes when they are
+12 epochs of 4 096 images take about 80 s on 2 idle CPU cores (several minutes when they are
 shared); the defaults reproduce the bundled weights bit for bit (same torch build and threads).
 """
 
