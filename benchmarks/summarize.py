@@ -34,6 +34,12 @@ COMMANDS = {
                     "and resnet50 at 224 px, every method; Score-CAM and Ablation-CAM on "
                     "resnet50 (2049 forward passes a call) take a third of it; --memory adds "
                     "about half again"),
+    "methods_vit_cpu": ("python benchmarks/bench_methods.py --threads 2 --models vit_b_16 "
+                        "--methods attention_rollout,gradient_rollout,legrad --floor-batches "
+                        "1,2,4 --out docs/bench/methods_vit_cpu.md --json "
+                        "docs/bench/methods_vit_cpu.json",
+                        "about 1 minute on 2 quiet cores: the methods that need a vision "
+                        "transformer"),
     "metrics_cpu": ("python benchmarks/bench_metrics.py --threads 2 "
                     "--out docs/bench/metrics_cpu.md --json docs/bench/metrics_cpu.json",
                     "about 30 minutes on 2 quiet cores, most of it Quantus' MPRT"),
@@ -317,6 +323,8 @@ def benchmarks_block() -> str:
              "not this text. -->", ""]
     lines += methods_section(load("methods_cpu"), "methods_cpu",
                              "Methods on this CPU, 224 × 224, batch 1")
+    lines += methods_section(load("methods_vit_cpu"), "methods_vit_cpu",
+                             "Transformer methods on this CPU, vit_b_16, 224 × 224, batch 1")
     lines += metrics_section(load("metrics_cpu"))
     lines += overhead_section(load("overhead_cpu"), load("overhead_cpu_before"))
     lines += precision_section(load("precision_cpu"))
