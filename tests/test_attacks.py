@@ -279,13 +279,9 @@ def test_attack_errors():
 def test_redteam_figures_script_runs():
     # scripts/redteam_figures.py makes notebook 06's numbers; keep it working (0.6 s at a load
     # average of 2).
-    import importlib.util
-    from pathlib import Path
+    from script_loader import load_script
 
-    path = Path(__file__).resolve().parents[1] / "scripts" / "redteam_figures.py"
-    spec = importlib.util.spec_from_file_location("redteam_figures", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script("redteam_figures")
     model = sw.demo.load_model("shapes")
     data = sw.demo.sample(2, seed=5)
     methods = {"gradient": {}, "grad_cam": {}}

@@ -7,7 +7,6 @@ the comments next to them (sample seeds here are < 10**6, never seen in training
 from __future__ import annotations
 
 import dataclasses
-import warnings
 
 import numpy as np
 import pytest
@@ -18,8 +17,10 @@ from saliency_widgets.demo.models import MODELS, ShapesNet, load_model, weights_
 from saliency_widgets.demo.shapes import watermark_pattern
 from saliency_widgets.demo.train import main as train_main
 from saliency_widgets.demo.train import predict
+from script_loader import load_script
 
 WC = sw.demo.WATERMARK_CLASS
+FIGURES = load_script("demo_figures")  # the functions behind docs/demo_figures.json
 
 # Localization bars for the bundled clean model on sample(200, seed=31), the true class as the
 # target. A uniform map's relevance mass is the masks' area share, 0.072. Measured (bundled
@@ -188,21 +189,12 @@ def test_retraining_one_short_epoch_runs_and_is_deterministic(tmp_path):
 
 # --- explanations of the bundled models -------------------------------------------------------
 
-def _grow(masks: torch.Tensor, radius: int) -> torch.Tensor:
-    """Pixels within Euclidean ``radius`` of the masks."""
-    k = torch.arange(-radius, radius + 1)
-    disc = ((k[:, None] ** 2 + k[None, :] ** 2) <= radius ** 2).float()[None, None]
-    return torch.nn.functional.conv2d(masks.float()[:, None], disc, padding=radius)[:, 0] > 0
-
-
 def _scores(model, x, attr, masks):
     """Mean pointing game (default tolerance: 4 px at 64 px), mean relevance mass, and the share
-    of undefined (constant, e.g. all-zero) maps."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", sw.SaliencyWarning)
-        hit = sw.evaluate(model, x, attr, metric="pointing_game", masks=masks).scores
-        mass = sw.evaluate(model, x, attr, metric="relevance_mass", masks=masks).scores
-    return hit.nanmean().item(), mass.nanmean().item(), mass.isnan().float().mean().item()
+    of undefined (constant, e.g. all-zero) maps: scripts/demo_figures.py's, which the README's
+    figures come from."""
+    r = FIGURES.scores(model, x, attr, masks)
+    return r["pointing"], r["mass"], r["undefined"]
 
 
 @pytest.fixture(scope="module")
@@ -219,7 +211,7 @@ def test_clean_model_explanations_point_at_the_object(models, held_out, method, 
     hit, mass, undefined = _scores(model, s.x, attr, s.masks)
     # within the pointing game's 4 px of the object: the evidence of a shape is its outline,
     # on both sides of the edge
-    _, near, _ = _scores(model, s.x, attr, _grow(s.masks, 4))
+    _, near, _ = _scores(model, s.x, attr, FIGURES.grow(s.masks, 4))
     share = s.masks.flatten(1).float().mean().item()  # what a uniform map would score
     bars = BARS[method]
     assert hit >= bars["pointing"], (hit, bars)

@@ -4,7 +4,6 @@ part; the retraining figures take minutes and are checked by their own bit-for-b
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -23,11 +22,9 @@ def record():
 
 @pytest.fixture(scope="module")
 def script():
-    spec = importlib.util.spec_from_file_location("demo_figures",
-                                                  ROOT / "scripts" / "demo_figures.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from script_loader import load_script
+
+    return load_script("demo_figures")
 
 
 def _close(a, b, path=""):
