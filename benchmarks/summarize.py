@@ -351,8 +351,7 @@ def readme_block() -> str:
         out.append(f"On a 2-core CPU at 224 × 224 ({methods['header']['date'][:10]}; "
                    f"[full table](docs/bench/methods_cpu.md)), our maps took "
                    f"{low['ratio']:.2f}× ({low['method']} on {low['model']}"
-                   + (", whose incremental path computes less than the floor's full passes"
-                      if low["method"] == "occlusion" and low["ratio"] < 1 else "")
+                   + (f", below its floor of {low['work']}" if low["ratio"] < 1 else "")
                    + f") to {high['ratio']:.2f}× ({high['method']} on {high['model']}) their "
                    f"floor (median {statistics.median(ratios):.2f}×); "
                    f"{len(rows) - len(miss)} of {len(rows)} "
